@@ -1,1 +1,49 @@
-fn main() {}
+//! `bossnas` — the command-line face of the BossNAS library.
+//!
+//! Every command returns a clear error and a non-zero exit status on bad input; nothing
+//! panics with a backtrace on user error.
+
+mod arch_cmd;
+mod nats_cmd;
+mod space_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Block-wisely self-supervised NAS (BossNAS) on Burn.
+#[derive(Debug, Parser)]
+#[command(name = "bossnas", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Search spaces: sizes, populations, enumeration.
+    #[command(subcommand)]
+    Space(space_cmd::SpaceCommand),
+    /// Single architectures: cost (parameters, MAdds).
+    #[command(subcommand)]
+    Arch(arch_cmd::ArchCommand),
+    /// NATS-Bench SSS ground truth: rank correlations and reports.
+    #[command(subcommand)]
+    Nats(nats_cmd::NatsCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Space(cmd) => space_cmd::run(cmd),
+        Command::Arch(cmd) => arch_cmd::run(cmd),
+        Command::Nats(cmd) => nats_cmd::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -19,7 +19,10 @@ pub struct Cost {
 impl std::ops::Add for Cost {
     type Output = Cost;
     fn add(self, rhs: Cost) -> Cost {
-        Cost { params: self.params + rhs.params, madds: self.madds + rhs.madds }
+        Cost {
+            params: self.params + rhs.params,
+            madds: self.madds + rhs.madds,
+        }
     }
 }
 
@@ -62,12 +65,18 @@ pub fn conv2d(
 /// Cost of a fully connected layer.
 pub fn linear(c_in: usize, c_out: usize, bias: bool) -> Cost {
     let weights = (c_in * c_out) as u64;
-    Cost { params: weights + if bias { c_out as u64 } else { 0 }, madds: weights }
+    Cost {
+        params: weights + if bias { c_out as u64 } else { 0 },
+        madds: weights,
+    }
 }
 
 /// Cost of a batch norm (γ and β; no MAdds by convention).
 pub fn batch_norm(channels: usize) -> Cost {
-    Cost { params: 2 * channels as u64, madds: 0 }
+    Cost {
+        params: 2 * channels as u64,
+        madds: 0,
+    }
 }
 
 #[cfg(test)]
@@ -82,8 +91,20 @@ mod tests {
         assert_eq!(c.madds, 118_013_952);
         assert_eq!(conv_out(224, 7, 2, 3), 112);
         // Depthwise 3x3 with bias.
-        assert_eq!(conv2d(32, 32, 3, 32, true, 8, 8), Cost { params: 320, madds: 18_432 });
-        assert_eq!(linear(2048, 1000, true), Cost { params: 2_049_000, madds: 2_048_000 });
+        assert_eq!(
+            conv2d(32, 32, 3, 32, true, 8, 8),
+            Cost {
+                params: 320,
+                madds: 18_432
+            }
+        );
+        assert_eq!(
+            linear(2048, 1000, true),
+            Cost {
+                params: 2_049_000,
+                madds: 2_048_000
+            }
+        );
         assert_eq!(batch_norm(64).params, 128);
     }
 }

@@ -1,0 +1,89 @@
+//! `bossnas nats …`: correlation of architecture scores with NATS-Bench ground truth.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use bench_nats::{
+    AccuracyColumn, CorrelateOptions, GroundTruth, Orientation, ScoresInput, correlate,
+};
+use clap::Subcommand;
+
+/// Where the ground truth is looked for when `--truth` is not given.
+const DEFAULT_TRUTH: &str = "../shared/data/nats-sss/nats_sss_cifar10.csv";
+
+#[derive(Debug, Subcommand)]
+pub enum NatsCommand {
+    /// Kendall τ-b, Spearman ρ and Pearson r (bootstrap 95 % intervals) of a score column
+    /// against NATS-Bench accuracy, with free baselines, top-k/regret and a scatter plot.
+    Correlate {
+        /// CSV with an `arch` column (`c0:c1:c2:c3:c4`) and a score column.
+        #[arg(long)]
+        scores: PathBuf,
+        /// Name of the score column.
+        #[arg(long, default_value = "score")]
+        score_column: String,
+        /// The score is a loss (lower is better; BossNAS potentials). This is the default.
+        #[arg(long, conflicts_with = "higher_is_better")]
+        lower_is_better: bool,
+        /// The score is higher-is-better (e.g. a predicted accuracy).
+        #[arg(long)]
+        higher_is_better: bool,
+        /// NATS-Bench SSS ground truth CSV.
+        #[arg(long, env = "BOSSNAS_NATS_TRUTH", default_value = DEFAULT_TRUTH)]
+        truth: PathBuf,
+        /// Accuracy column of the ground truth (`cifar10_test_acc_hp90`, or `valid`).
+        #[arg(long, default_value = "cifar10_test_acc_hp90")]
+        accuracy: String,
+        /// Bootstrap resamples for the 95 % intervals (0 disables them).
+        #[arg(long, default_value_t = 200)]
+        bootstrap: usize,
+        /// Write report.md, report.json, scatter.png and scatter.svg into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the report as JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: NatsCommand) -> Result<()> {
+    let NatsCommand::Correlate {
+        scores,
+        score_column,
+        lower_is_better: _,
+        higher_is_better,
+        truth,
+        accuracy,
+        bootstrap,
+        out,
+        json,
+    } = cmd;
+    let truth = GroundTruth::load(&truth)
+        .with_context(|| format!("loading NATS-Bench ground truth from {}", truth.display()))?;
+    let scores = ScoresInput::from_csv(&scores, Some(&score_column))
+        .with_context(|| format!("loading scores from {}", scores.display()))?;
+    let mut opts = CorrelateOptions {
+        accuracy: accuracy.parse::<AccuracyColumn>()?,
+        orientation: if higher_is_better {
+            Orientation::HigherIsBetter
+        } else {
+            Orientation::LowerIsBetter
+        },
+        ..CorrelateOptions::default()
+    };
+    opts.bootstrap.resamples = bootstrap;
+    opts.keep_points = out.is_some();
+    let report = correlate(&scores, &truth, &opts)?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{}", report.to_markdown());
+    }
+    if let Some(dir) = out {
+        let files = report
+            .write(&dir)
+            .with_context(|| format!("writing the report to {}", dir.display()))?;
+        eprintln!("report written: {}", files.markdown.display());
+    }
+    Ok(())
+}

@@ -1,6 +1,0 @@
-//! HyTra search space (being written).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HytraError {
-    #[error("unfinished")]
-    Todo,
-}
