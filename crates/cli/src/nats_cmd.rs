@@ -58,10 +58,10 @@ pub fn run(cmd: NatsCommand) -> Result<()> {
         out,
         json,
     } = cmd;
-    let truth = GroundTruth::load(&truth)
-        .with_context(|| format!("loading NATS-Bench ground truth from {}", truth.display()))?;
     let scores = ScoresInput::from_csv(&scores, Some(&score_column))
         .with_context(|| format!("loading scores from {}", scores.display()))?;
+    let truth = GroundTruth::load(&truth)
+        .with_context(|| format!("loading NATS-Bench ground truth from {}", truth.display()))?;
     let mut opts = CorrelateOptions {
         accuracy: accuracy.parse::<AccuracyColumn>()?,
         orientation: if higher_is_better {

@@ -1,0 +1,273 @@
+//! End-to-end tests of the `bossnas` binary: the figures of the spec come out of the CLI,
+//! and bad input gives a clear error and exit status 2 (never a panic).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn bossnas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bossnas"))
+        .args(args)
+        .output()
+        .expect("run bossnas")
+}
+
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let out = bossnas(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("valid JSON")
+}
+
+fn fails_with(args: &[&str], needle: &str) {
+    let out = bossnas(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn shared_data() -> PathBuf {
+    let dir = std::env::var_os("BOSSNAS_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    assert!(
+        dir.is_dir(),
+        "shared data not found at {} (set BOSSNAS_SHARED_DATA)",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn space_info_json_has_the_sizes() {
+    let v = json_of(&["space", "info", "hytra", "--json"]);
+    assert_eq!(v["space"], "hytra");
+    assert_eq!(v["total"], 2_818_103);
+    assert_eq!(v["restricted"], 1_703_991);
+    assert_eq!(v["executable"], 1_615_872);
+    let pops: Vec<u64> = v["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["population"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pops, [51, 99, 80, 16]);
+
+    let v = json_of(&["space", "info", "mbconv", "--json"]);
+    assert_eq!(v["total"], 68_719_476_736u64);
+    assert_eq!(v["blocks"], serde_json::json!([16, 256, 256, 256, 256]));
+
+    let v = json_of(&["space", "info", "nats", "--json"]);
+    assert_eq!(v["total"], 32_768);
+    assert_eq!(v["blocks"], serde_json::json!([64, 64, 8]));
+}
+
+#[test]
+fn arch_cost_reproduces_the_reference_figures() {
+    let v = json_of(&[
+        "arch",
+        "cost",
+        "--space",
+        "hytra",
+        "--arch",
+        "bossnet-t0-nose",
+        "--json",
+    ]);
+    assert_eq!(v["madds"], 3_441_888_768u64);
+    assert_eq!(v["params"], 37_319_080);
+    let v = json_of(&[
+        "arch",
+        "cost",
+        "--space",
+        "hytra",
+        "--arch",
+        "bossnet-t0",
+        "--json",
+    ]);
+    assert_eq!(v["params"], 38_415_960);
+    // The T0 search path, as JSON, in the supernet and as a retrained network.
+    let t0 = "[[5,4,3,3],[3,2,3,0],[0,0,1,0],[0,0,0,0]]";
+    let v = json_of(&[
+        "arch",
+        "cost",
+        "--space",
+        "hytra",
+        "--arch",
+        t0,
+        "--in-supernet",
+        "--json",
+    ]);
+    assert_eq!(v["params"], 57_294_464);
+    assert_eq!(
+        (v["madds"].as_u64().unwrap() as f64 / 1e9 * 1000.0).round(),
+        5919.0
+    );
+    let v = json_of(&["arch", "cost", "--space", "hytra", "--arch", t0, "--json"]);
+    assert_eq!(v["madds"], 3_441_888_768u64);
+    assert_eq!(
+        v["retrain_encoding"],
+        serde_json::json!([[1], [1], [1, 1, 1, 0, 1], [0, 0, 0, 1, 0, 0, 0, 0, 0]])
+    );
+    // NATS-Bench reference parameter counts.
+    for (arch, params) in [
+        ("8:8:8:8:8", 11_714),
+        ("8:8:16:40:40", 107_826),
+        ("64:64:64:64:64", 713_674),
+    ] {
+        let v = json_of(&["arch", "cost", "--space", "nats", "--arch", arch, "--json"]);
+        assert_eq!(v["params"], params, "{arch}");
+    }
+    let v = json_of(&[
+        "arch",
+        "cost",
+        "--space",
+        "mbconv",
+        "--arch",
+        "00-1111-2222-3333-0123",
+        "--json",
+    ]);
+    assert!(v["madds"].as_u64().unwrap() > 200_000_000);
+}
+
+#[test]
+fn enumerate_lists_every_architecture() {
+    let out = bossnas(&["space", "enumerate", "nats", "--costs"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 32_769);
+    assert_eq!(lines[0], "arch,params,madds");
+    assert!(lines[1].starts_with("8:8:8:8:8,11714,"));
+    assert!(lines[32_768].starts_with("64:64:64:64:64,"));
+
+    let out = bossnas(&["space", "enumerate", "hytra", "--block", "0"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().lines().count(),
+        50,
+        "executable block 0 drops 5555"
+    );
+    let out = bossnas(&[
+        "space",
+        "enumerate",
+        "hytra",
+        "--block",
+        "0",
+        "--variant",
+        "restricted",
+    ]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 51);
+    let out = bossnas(&[
+        "space",
+        "enumerate",
+        "hytra",
+        "--block",
+        "2",
+        "--input-scale",
+        "1/32",
+    ]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 16);
+    let out = bossnas(&["space", "enumerate", "mbconv", "--block", "1"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 256);
+    let out = bossnas(&["space", "enumerate", "nats", "--block", "2"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 8);
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    fails_with(
+        &[
+            "arch",
+            "cost",
+            "--space",
+            "nats",
+            "--arch",
+            "64:40:50:64:56",
+        ],
+        "layer 2: width 50",
+    );
+    fails_with(
+        &["arch", "cost", "--space", "hytra", "--arch", "bossnet-t9"],
+        "valid names are",
+    );
+    fails_with(
+        &[
+            "arch",
+            "cost",
+            "--space",
+            "hytra",
+            "--arch",
+            "[[5,4,3,7],[3,2,3,0],[0,0,1,0],[0,0,0,0]]",
+            "--encoding",
+            "search",
+        ],
+        "block 0 layer 3: op index 7",
+    );
+    fails_with(
+        &[
+            "arch",
+            "cost",
+            "--space",
+            "hytra",
+            "--arch",
+            "[[1],[1],[1,1",
+        ],
+        "malformed JSON",
+    );
+    fails_with(
+        &[
+            "arch",
+            "cost",
+            "--space",
+            "mbconv",
+            "--arch",
+            "00-1111-2222-3333-0124",
+        ],
+        "block 4",
+    );
+    fails_with(
+        &["space", "enumerate", "hytra", "--block", "1"],
+        "--input-scale",
+    );
+    fails_with(&["space", "enumerate", "mbconv"], "--block");
+    fails_with(
+        &["nats", "correlate", "--scores", "/nonexistent/scores.csv"],
+        "/nonexistent/scores.csv",
+    );
+}
+
+#[test]
+fn nats_correlate_reproduces_the_official_tau() {
+    let data = shared_data();
+    let scores = data.join("bossnas-reference/bossnas_c10_arch_scores.csv");
+    let truth = data.join("nats-sss/nats_sss_cifar10.csv");
+    let out_dir = std::env::temp_dir().join(format!("bossnas-cli-test-{}", std::process::id()));
+    let v = json_of(&[
+        "nats",
+        "correlate",
+        "--scores",
+        scores.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "--score-column",
+        "bossnas_loss_score",
+        "--bootstrap",
+        "0",
+        "--json",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let raw = &v["score"]["raw"];
+    let round3 = |x: &serde_json::Value| (x.as_f64().unwrap() * 1000.0).round() / 1000.0;
+    assert_eq!(round3(&raw["kendall_tau_b"]), -0.534, "{raw}");
+    assert_eq!(round3(&raw["spearman_rho"]), -0.734);
+    assert_eq!(round3(&raw["pearson_r"]), -0.718);
+    assert!(out_dir.join("report.md").is_file());
+    assert!(out_dir.join("scatter.png").is_file());
+    let _ = std::fs::remove_dir_all(out_dir);
+}
