@@ -1,1 +1,15 @@
 //! placeholder
+
+// HyTra ops (search-time and retraining versions).
+pub mod attention;
+pub mod hytra_layers;
+pub mod peg;
+pub mod res_att;
+pub mod res_conv;
+pub mod retrain;
+pub mod stem;
+
+// MBConv and NATS-SSS ops.
+pub mod mbconv;
+pub mod nats;
+pub mod slimmable;

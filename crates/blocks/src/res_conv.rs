@@ -1,0 +1,160 @@
+//! Search-time ResConv (spec §2.2): a ResNet bottleneck whose first 1×1 conv is followed by a
+//! PEG, with separate stride-1 and stride-2 entries sharing the rest of the block.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use crate::hytra_layers::{ConvBnAct, ConvBnActConfig, bn_zero_gamma, conv, param_count};
+use crate::peg::{Peg, PegConfig};
+
+/// The input-dependent front of a [`ResConv`]: `conv1` (1×1, no bias) → PEG → BN, plus the
+/// matching shortcut.
+///
+/// The stride-1 entry is `conv1/peg/bn1/downsample` of the official code, the stride-2 entry
+/// `conv1_d/peg_d/bn1_d/downsample_d`.
+#[derive(Module, Debug)]
+pub struct ResConvEntry {
+    /// 1×1 conv `c_in → planes`.
+    pub conv1: Conv2d,
+    /// Depthwise 3×3 with bias (stride 1 or 2).
+    pub peg: Peg,
+    /// BN after the PEG.
+    pub bn1: BatchNorm,
+    /// Shortcut: `None` = identity (stride 1, `c_in == 4·planes`); otherwise 1×1 conv → BN →
+    /// ReLU (stride 1) or 3×3 s2 p1 conv → BN → ReLU (stride 2).
+    pub shortcut: Option<ConvBnAct>,
+}
+
+impl ResConvEntry {
+    fn new(c_in: usize, planes: usize, stride: usize, device: &Device) -> Self {
+        let out = 4 * planes;
+        let shortcut = if stride == 2 {
+            Some(
+                ConvBnActConfig::new([c_in, out])
+                    .with_kernel(3)
+                    .with_stride(2)
+                    .with_padding(1)
+                    .init(device),
+            )
+        } else if c_in != out {
+            Some(ConvBnActConfig::new([c_in, out]).init(device))
+        } else {
+            None
+        };
+        Self {
+            conv1: conv(c_in, planes, 1, 1, 0, 1, false, &None).init(device),
+            peg: PegConfig::new(planes).with_stride(stride).init(device),
+            bn1: BatchNormConfig::new(planes).init(device),
+            shortcut,
+        }
+    }
+
+    /// Returns `(bn1(peg(conv1(x))), shortcut(x))`.
+    fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let residual = match &self.shortcut {
+            Some(s) => s.forward(x.clone()),
+            None => x.clone(),
+        };
+        let h = self.bn1.forward(self.peg.forward(self.conv1.forward(x)));
+        (h, residual)
+    }
+}
+
+/// Search-time ResConv (`hytra_ops.ResConv`) with output `4·planes` channels.
+///
+/// Main branch: entry (`conv1 → PEG → bn1`) → ReLU → `conv2` 3×3 (stride 1) → `bn2` → ReLU →
+/// `conv3` 1×1 → `bn3` (γ initialised to 0), then `+ shortcut` → ReLU. The stride-1 and
+/// stride-2 variants have separate entries and shortcuts but **share** `conv2, bn2, conv3,
+/// bn3`. The shortcut of the search space contains a ReLU (unlike the retraining block).
+///
+/// # Shapes
+/// - [`ResConv::forward`] with stride 1: `[batch, in_channels, H, W] → [batch, 4·planes, H, W]`
+/// - with stride 2: `[batch, up_in_channels, 2H, 2W] → [batch, 4·planes, H, W]`
+#[derive(Module, Debug)]
+pub struct ResConv {
+    /// Stride-1 entry (input `in_channels` at the op's own scale).
+    pub entry: ResConvEntry,
+    /// Stride-2 entry (input `up_in_channels` at twice the op's resolution), if built.
+    pub entry_down: Option<ResConvEntry>,
+    /// Shared 3×3 conv `planes → planes`.
+    pub conv2: Conv2d,
+    /// Shared BN after `conv2`.
+    pub bn2: BatchNorm,
+    /// Shared 1×1 conv `planes → 4·planes`.
+    pub conv3: Conv2d,
+    /// Shared last BN (γ = 0 at init).
+    pub bn3: BatchNorm,
+}
+
+/// Configuration of a search-time [`ResConv`].
+#[derive(Config, Debug)]
+pub struct ResConvConfig {
+    /// Input channels of the stride-1 entry (`layer_c[d]`, or `layer_c[d]/4` in the supernet's
+    /// first layer).
+    pub in_channels: usize,
+    /// Bottleneck width; the output has `4·planes` channels.
+    pub planes: usize,
+    /// Input channels of the stride-2 entry (`layer_c[d+1]`); `None`: no stride-2 entry.
+    #[config(default = "None")]
+    pub up_in_channels: Option<usize>,
+}
+
+impl ResConvConfig {
+    /// Output channels `4·planes`.
+    pub fn out_channels(&self) -> usize {
+        4 * self.planes
+    }
+
+    /// Builds the module (lazily initialised; PyTorch-default init, `bn3.γ = 0`).
+    pub fn init(&self, device: &Device) -> ResConv {
+        let p = self.planes;
+        ResConv {
+            entry: ResConvEntry::new(self.in_channels, p, 1, device),
+            entry_down: self
+                .up_in_channels
+                .map(|c| ResConvEntry::new(c, p, 2, device)),
+            conv2: conv(p, p, 3, 1, 1, 1, false, &None).init(device),
+            bn2: BatchNormConfig::new(p).init(device),
+            conv3: conv(p, 4 * p, 1, 1, 0, 1, false, &None).init(device),
+            bn3: bn_zero_gamma(4 * p, device),
+        }
+    }
+}
+
+impl ResConv {
+    /// Runs the stride-1 (`stride == 1`) or stride-2 (`stride == 2`) variant.
+    ///
+    /// # Panics
+    /// If `stride == 2` and the op has no stride-2 entry, or `stride ∉ {1, 2}`.
+    pub fn forward(&self, x: Tensor<4>, stride: usize) -> Tensor<4> {
+        let (h, residual) = self.entry_for(stride).forward(x);
+        let h = relu(self.bn2.forward(self.conv2.forward(relu(h))));
+        let h = self.bn3.forward(self.conv3.forward(h));
+        relu(h + residual)
+    }
+
+    /// The entry used at `stride`.
+    pub fn entry_for(&self, stride: usize) -> &ResConvEntry {
+        match stride {
+            1 => &self.entry,
+            2 => self
+                .entry_down
+                .as_ref()
+                .expect("this ResConv has no stride-2 input adapter (spec §9 B3)"),
+            s => panic!("ResConv stride must be 1 or 2, got {s}"),
+        }
+    }
+
+    /// Parameters a forward at `stride` touches (entry + shared part).
+    pub fn num_params_at(&self, stride: usize) -> usize {
+        param_count(self.entry_for(stride))
+            + param_count(&self.conv2)
+            + param_count(&self.bn2)
+            + param_count(&self.conv3)
+            + param_count(&self.bn3)
+    }
+}
