@@ -2,6 +2,7 @@
 
 // HyTra ops (search-time and retraining versions).
 pub mod attention;
+pub mod device;
 pub mod hytra_layers;
 pub mod peg;
 pub mod res_att;
