@@ -316,3 +316,35 @@ fn mbconv_child_matches_cost_model() {
         .init(&d);
     assert_eq!(tiny.forward(images([2, 3, 32, 32], &d)).dims(), [2, 10]);
 }
+
+#[test]
+fn every_mbconv_path_executes() {
+    // All 16 + 4·256 = 1,040 block paths, on one tiny image, from a fixed prefix.
+    let d = Device::flex();
+    let net = MbconvSupernetConfig::new()
+        .with_backbone(tiny_mbconv_backbone())
+        .init(&d);
+    let x = images([1, 3, 32, 32], &d);
+    let mut chosen: Vec<BlockPath> = vec![];
+    let mut executed = 0;
+    for block in 0..5 {
+        let prefix = net.forward_prefix(x.clone(), &chosen);
+        let population = net.population(block, &chosen);
+        for path in &population {
+            let y = net.forward_block(prefix.clone(), &chosen, path);
+            assert_eq!(
+                y.dims()[1],
+                net.block_out_channels(&chosen, path),
+                "{path:?}"
+            );
+            let v: Vec<f32> = y.into_data().to_vec().unwrap();
+            assert!(
+                v.iter().all(|x| x.is_finite()),
+                "block {block} path {path:?}"
+            );
+            executed += 1;
+        }
+        chosen.push(population[0].clone());
+    }
+    assert_eq!(executed, 1_040);
+}
