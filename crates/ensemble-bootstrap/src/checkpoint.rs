@@ -1,0 +1,734 @@
+//! Run directory, atomic writes and verified checkpoints.
+//!
+//! # Layout
+//!
+//! ```text
+//! <run>/
+//!   config.resolved.toml          RunConfig::save_resolved
+//!   metrics.jsonl                 one JSON object per line (RunDir::append_metrics)
+//!   checkpoint/
+//!     LATEST                      name of the newest complete checkpoint directory
+//!     <tag>/                      e.g. b1-e003-s000412
+//!       <name>.bpk                Burn module records (burnpack), e.g. online.bpk, target.bpk
+//!       optimizer.bpk             ModuleOptimizer record (LARS momentum buffers)
+//!       state.json                TrainState + manifest (size and FNV-1a-64 of every file)
+//! ```
+//!
+//! Every file is written with [`atomic_write`] (temporary file in the same directory, fsync,
+//! rename, fsync of the directory). A checkpoint directory is complete once its `state.json`
+//! (written last) exists, and it becomes current only when `LATEST` is atomically replaced, so
+//! a crash at any point leaves the previous checkpoint loadable. Loading checks every file
+//! named in the manifest (presence, size, hash) **before** parsing, and reports a corrupt or
+//! partial checkpoint as a [`CheckpointError`] naming the file instead of panicking.
+//!
+//! Take module records with [`record_of`], which calls `valid()` first so BatchNorm running
+//! statistics are synchronised (`RunningState::value()` can lag one update behind).
+
+use crate::data::DataPosition;
+use burn::module::Module;
+use burn::optim::{ModuleOptimizer, OptimizerRecord};
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Resolved configuration file name.
+pub const RESOLVED_CONFIG: &str = "config.resolved.toml";
+/// Metrics log file name.
+pub const METRICS: &str = "metrics.jsonl";
+/// Checkpoint directory name.
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+/// Pointer to the newest checkpoint inside [`CHECKPOINT_DIR`].
+pub const LATEST: &str = "LATEST";
+/// Train state + manifest file inside a checkpoint.
+pub const STATE_FILE: &str = "state.json";
+/// Optimizer record file inside a checkpoint.
+pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
+/// Version of the `state.json` format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Errors while saving or loading checkpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A checkpoint file is missing, truncated, altered, or cannot be decoded.
+    #[error("corrupt or partial checkpoint: {path}: {reason}")]
+    Corrupt {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A record does not fit the module it is loaded into.
+    #[error("checkpoint record `{name}` does not match the module: {reason}")]
+    Mismatch {
+        /// Record name.
+        name: String,
+        /// Burn's message.
+        reason: String,
+    },
+    /// Encoding a record failed.
+    #[error("encoding `{name}`: {reason}")]
+    Encode {
+        /// Record name.
+        name: String,
+        /// Burn's message.
+        reason: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory is written,
+/// fsynced and renamed over `path`; then the directory is fsynced (best effort on platforms
+/// where directories cannot be opened).
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// FNV-1a 64-bit hash (corruption check, not cryptographic).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A module's record with synchronised BatchNorm statistics (`module.valid().into_record()`).
+pub fn record_of<M: Module>(module: &M) -> ModuleRecord {
+    module.valid().into_record()
+}
+
+/// A ChaCha RNG's full state, for exact resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RngState {
+    /// The 32-byte seed.
+    pub seed: [u8; 32],
+    /// The stream id.
+    pub stream: u64,
+    /// The word position in the stream.
+    pub word_pos: u128,
+}
+
+impl RngState {
+    /// Captures a `ChaCha8Rng`.
+    pub fn capture(rng: &rand_chacha::ChaCha8Rng) -> Self {
+        Self {
+            seed: rng.get_seed(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos(),
+        }
+    }
+
+    /// Rebuilds the `ChaCha8Rng` at exactly the captured position.
+    pub fn restore(&self) -> rand_chacha::ChaCha8Rng {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(self.word_pos);
+        rng
+    }
+}
+
+/// Everything besides tensors needed to resume a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Block being trained (0-based).
+    pub block: usize,
+    /// Searched best paths of blocks `0..block`.
+    pub best_paths: Vec<Vec<usize>>,
+    /// Epoch inside the block of the *next* iteration.
+    pub epoch: usize,
+    /// Iteration inside the epoch of the *next* iteration.
+    pub iter_in_epoch: usize,
+    /// Optimizer steps taken in the current block.
+    pub block_step: u64,
+    /// Optimizer steps taken in the run.
+    pub global_step: u64,
+    /// Path-sampling RNG.
+    pub rng: Option<RngState>,
+    /// Data loader position (next batch).
+    pub data_position: Option<DataPosition>,
+    /// Free-form extras (e.g. provisional rankings, timings).
+    #[serde(default)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ManifestEntry {
+    file: String,
+    bytes: u64,
+    fnv1a64: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StateFile {
+    format_version: u32,
+    state: TrainState,
+    /// Module record names, in save order.
+    records: Vec<String>,
+    has_optimizer: bool,
+    manifest: Vec<ManifestEntry>,
+}
+
+/// A run directory (see the [module documentation](self) for the layout).
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// Creates `root` and `root/checkpoint` if needed.
+    pub fn create(root: impl Into<PathBuf>) -> Result<Self, CheckpointError> {
+        let root = root.into();
+        let ck = root.join(CHECKPOINT_DIR);
+        fs::create_dir_all(&ck).map_err(io_err(&ck))?;
+        Ok(Self { root })
+    }
+
+    /// The run directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<run>/config.resolved.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join(RESOLVED_CONFIG)
+    }
+
+    /// `<run>/metrics.jsonl`.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join(METRICS)
+    }
+
+    /// `<run>/checkpoint`.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.root.join(CHECKPOINT_DIR)
+    }
+
+    /// Appends one JSON line to `metrics.jsonl` (flushed; not fsynced).
+    pub fn append_metrics<T: Serialize>(&self, record: &T) -> Result<(), CheckpointError> {
+        let path = self.metrics_path();
+        let mut line = serde_json::to_string(record).map_err(|e| CheckpointError::Encode {
+            name: METRICS.into(),
+            reason: e.to_string(),
+        })?;
+        line.push('\n');
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        f.write_all(line.as_bytes()).map_err(io_err(&path))?;
+        f.flush().map_err(io_err(&path))
+    }
+
+    /// Saves a checkpoint as `checkpoint/<tag>/` and points `LATEST` at it. Older checkpoint
+    /// directories beyond the newest `keep` are removed (`keep >= 1`).
+    ///
+    /// `records` are `(name, record)` pairs (take them with [`record_of`]); names must be plain
+    /// file stems (`online`, `target`, `heads_online`, ...).
+    pub fn save_checkpoint(
+        &self,
+        tag: &str,
+        records: Vec<(String, ModuleRecord)>,
+        optimizer: Option<&ModuleOptimizer>,
+        state: &TrainState,
+        keep: usize,
+    ) -> Result<PathBuf, CheckpointError> {
+        let valid_name = |n: &str| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        for n in std::iter::once(tag).chain(records.iter().map(|(n, _)| n.as_str())) {
+            if !valid_name(n) || n == "optimizer" {
+                return Err(CheckpointError::Encode {
+                    name: n.into(),
+                    reason: "names must be non-empty [A-Za-z0-9_-] and not `optimizer`".into(),
+                });
+            }
+        }
+        let ck = self.checkpoint_dir();
+        let dir = ck.join(tag);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+
+        let mut manifest = Vec::new();
+        let mut write = |file: String, bytes: &[u8]| -> Result<(), CheckpointError> {
+            let path = dir.join(&file);
+            atomic_write(&path, bytes).map_err(io_err(&path))?;
+            manifest.push(ManifestEntry {
+                file,
+                bytes: bytes.len() as u64,
+                fnv1a64: format!("{:016x}", fnv1a64(bytes)),
+            });
+            Ok(())
+        };
+        let mut names = Vec::new();
+        for (name, record) in records {
+            let bytes = record.into_bytes().map_err(|e| CheckpointError::Encode {
+                name: name.clone(),
+                reason: e.to_string(),
+            })?;
+            write(format!("{name}.bpk"), &bytes[..])?;
+            names.push(name);
+        }
+        if let Some(opt) = optimizer {
+            let bytes = opt.into_bytes().map_err(|e| CheckpointError::Encode {
+                name: "optimizer".into(),
+                reason: e.to_string(),
+            })?;
+            write(OPTIMIZER_FILE.into(), &bytes[..])?;
+        }
+        let file = StateFile {
+            format_version: FORMAT_VERSION,
+            state: state.clone(),
+            records: names,
+            has_optimizer: optimizer.is_some(),
+            manifest,
+        };
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| CheckpointError::Encode {
+            name: STATE_FILE.into(),
+            reason: e.to_string(),
+        })?;
+        let state_path = dir.join(STATE_FILE);
+        atomic_write(&state_path, &json).map_err(io_err(&state_path))?;
+        let latest = ck.join(LATEST);
+        atomic_write(&latest, tag.as_bytes()).map_err(io_err(&latest))?;
+
+        self.prune(tag, keep.max(1))?;
+        Ok(dir)
+    }
+
+    /// Removes checkpoint directories other than `current`, keeping the newest `keep` in total
+    /// (by modification time).
+    fn prune(&self, current: &str, keep: usize) -> Result<(), CheckpointError> {
+        let ck = self.checkpoint_dir();
+        let mut others = Vec::new();
+        for entry in fs::read_dir(&ck).map_err(io_err(&ck))? {
+            let entry = entry.map_err(io_err(&ck))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == current || !entry.path().is_dir() {
+                continue;
+            }
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+            others.push((modified, entry.path()));
+        }
+        others.sort();
+        let remove = others.len().saturating_sub(keep - 1);
+        for (_, path) in others.into_iter().take(remove) {
+            fs::remove_dir_all(&path).map_err(io_err(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Loads the checkpoint `LATEST` points at; `Ok(None)` when there is none yet.
+    pub fn load_latest(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+        let latest = self.checkpoint_dir().join(LATEST);
+        let tag = match fs::read_to_string(&latest) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&latest)(e)),
+        };
+        let tag = tag.trim();
+        if tag.is_empty() || tag.contains(['/', '\\']) || tag.starts_with('.') {
+            return Err(CheckpointError::Corrupt {
+                path: latest,
+                reason: format!("invalid checkpoint name {tag:?}"),
+            });
+        }
+        Checkpoint::load(self.checkpoint_dir().join(tag)).map(Some)
+    }
+}
+
+/// A verified checkpoint, read fully into memory.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// The train state.
+    pub state: TrainState,
+    records: BTreeMap<String, Vec<u8>>,
+    optimizer: Option<Vec<u8>>,
+}
+
+impl Checkpoint {
+    /// Reads `dir`, verifying `state.json` and every file of its manifest (size and hash).
+    pub fn load(dir: impl Into<PathBuf>) -> Result<Self, CheckpointError> {
+        let dir = dir.into();
+        let state_path = dir.join(STATE_FILE);
+        let corrupt = |path: &Path, reason: String| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = fs::read(&state_path).map_err(|e| corrupt(&state_path, e.to_string()))?;
+        let file: StateFile = serde_json::from_slice(&text)
+            .map_err(|e| corrupt(&state_path, format!("unreadable state: {e}")))?;
+        if file.format_version != FORMAT_VERSION {
+            return Err(corrupt(
+                &state_path,
+                format!(
+                    "format version {} (expected {FORMAT_VERSION})",
+                    file.format_version
+                ),
+            ));
+        }
+        let mut contents = BTreeMap::new();
+        for entry in &file.manifest {
+            let path = dir.join(&entry.file);
+            let bytes = fs::read(&path).map_err(|e| corrupt(&path, e.to_string()))?;
+            if bytes.len() as u64 != entry.bytes {
+                return Err(corrupt(
+                    &path,
+                    format!(
+                        "size {} bytes, expected {} (truncated?)",
+                        bytes.len(),
+                        entry.bytes
+                    ),
+                ));
+            }
+            let h = format!("{:016x}", fnv1a64(&bytes));
+            if h != entry.fnv1a64 {
+                return Err(corrupt(&path, "content hash mismatch".into()));
+            }
+            contents.insert(entry.file.clone(), bytes);
+        }
+        let mut records = BTreeMap::new();
+        for name in &file.records {
+            let f = format!("{name}.bpk");
+            let bytes = contents
+                .remove(&f)
+                .ok_or_else(|| corrupt(&dir.join(&f), "listed record missing".into()))?;
+            records.insert(name.clone(), bytes);
+        }
+        let optimizer = if file.has_optimizer {
+            Some(contents.remove(OPTIMIZER_FILE).ok_or_else(|| {
+                corrupt(&dir.join(OPTIMIZER_FILE), "optimizer record missing".into())
+            })?)
+        } else {
+            None
+        };
+        Ok(Self {
+            dir,
+            state: file.state,
+            records,
+            optimizer,
+        })
+    }
+
+    /// Names of the stored module records.
+    pub fn record_names(&self) -> Vec<String> {
+        self.records.keys().cloned().collect()
+    }
+
+    /// Decodes the module record `name`.
+    pub fn record(&self, name: &str) -> Result<ModuleRecord, CheckpointError> {
+        let path = self.dir.join(format!("{name}.bpk"));
+        let bytes = self
+            .records
+            .get(name)
+            .ok_or_else(|| CheckpointError::Corrupt {
+                path: path.clone(),
+                reason: "no such record in this checkpoint".into(),
+            })?;
+        ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.clone())).map_err(|e| {
+            CheckpointError::Corrupt {
+                path,
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// Loads record `name` into `module` (shapes and names must match).
+    pub fn load_module<M: Module>(&self, name: &str, module: M) -> Result<M, CheckpointError> {
+        let record = self.record(name)?;
+        module
+            .try_load_record(record)
+            .map_err(|e| CheckpointError::Mismatch {
+                name: name.into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Loads the optimizer state into `optimizer` (built with the same configuration).
+    pub fn load_optimizer(
+        &self,
+        optimizer: ModuleOptimizer,
+    ) -> Result<ModuleOptimizer, CheckpointError> {
+        let path = self.dir.join(OPTIMIZER_FILE);
+        let bytes = self
+            .optimizer
+            .as_ref()
+            .ok_or_else(|| CheckpointError::Corrupt {
+                path: path.clone(),
+                reason: "this checkpoint has no optimizer state".into(),
+            })?;
+        let record =
+            OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes.clone())).map_err(|e| {
+                CheckpointError::Corrupt {
+                    path,
+                    reason: e.to_string(),
+                }
+            })?;
+        Ok(optimizer.load_record(record))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lars::LarsConfig;
+    use burn::module::Param;
+    use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Device, Tensor};
+    use rand::{Rng, SeedableRng};
+
+    #[derive(Module, Debug)]
+    struct Tiny {
+        fc: Linear,
+        bn: BatchNorm,
+    }
+
+    impl Tiny {
+        fn new(device: &Device) -> Self {
+            Self {
+                fc: LinearConfig::new(3, 2).init(device),
+                bn: BatchNormConfig::new(2).init(device),
+            }
+        }
+        fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+            self.bn.forward(self.fc.forward(x))
+        }
+    }
+
+    /// Raw bytes of every float tensor (parameters and BN buffers), in visit order, plus the
+    /// parameter ids (buffers get fresh ids on load, so their ids are left out).
+    fn bytes(m: &Tiny) -> (Vec<Vec<u8>>, Vec<u64>) {
+        use burn::module::ModuleVisitor;
+        struct V(Vec<Vec<u8>>);
+        impl ModuleVisitor for V {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                self.0.push(p.val().into_data().as_bytes().to_vec());
+            }
+        }
+        let mut v = V(Vec::new());
+        m.valid().visit(&mut v);
+        let ids = vec![
+            m.fc.weight.id.val(),
+            m.bn.gamma.id.val(),
+            m.bn.beta.id.val(),
+        ];
+        (v.0, ids)
+    }
+
+    fn step(m: Tiny, opt: &mut ModuleOptimizer, device: &Device) -> Tiny {
+        let x = Tensor::<2>::from_data([[1.0, 2.0, 3.0], [-1.0, 0.5, 2.0]], device);
+        let loss = m.forward(x).powi_scalar(2).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        opt.step(0.7, m, grads)
+    }
+
+    fn state() -> TrainState {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let _: u64 = rng.random();
+        TrainState {
+            block: 1,
+            best_paths: vec![vec![3, 0, 7]],
+            epoch: 2,
+            iter_in_epoch: 5,
+            block_step: 17,
+            global_step: 42,
+            rng: Some(RngState::capture(&rng)),
+            data_position: Some(DataPosition {
+                seed: 9,
+                epoch: 2,
+                batch: 5,
+            }),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn round_trip_is_bit_identical_and_resume_is_exact() {
+        let device = Device::flex().autodiff();
+        let mut opt = LarsConfig::new().init();
+        let mut model = Tiny::new(&device);
+        model = step(model, &mut opt, &device);
+        model = step(model, &mut opt, &device);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path().join("run")).unwrap();
+        run.save_checkpoint(
+            "b1-e002",
+            vec![("online".into(), record_of(&model))],
+            Some(&opt),
+            &state(),
+            2,
+        )
+        .unwrap();
+
+        let ck = run.load_latest().unwrap().expect("a checkpoint");
+        assert_eq!(ck.state, state());
+        let loaded = ck.load_module("online", Tiny::new(&device)).unwrap();
+        let (vl, vm) = (bytes(&loaded), bytes(&model));
+        assert!(vl == vm, "loaded parameters differ from the saved ones");
+        // Also the parameter values themselves (not only the record encoding).
+        assert_eq!(
+            loaded.fc.weight.val().into_data().as_bytes(),
+            model.fc.weight.val().into_data().as_bytes()
+        );
+        let mut opt2 = ck.load_optimizer(LarsConfig::new().init()).unwrap();
+
+        // Continuing both gives bit-identical parameters.
+        let a = step(model, &mut opt, &device);
+        let b = step(loaded, &mut opt2, &device);
+        assert!(bytes(&a) == bytes(&b), "resumed step differs");
+
+        // RNG state restores exactly.
+        let mut r1 = state().rng.unwrap().restore();
+        let mut r0 = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let _: u64 = r0.random();
+        assert_eq!(r0.random::<u64>(), r1.random::<u64>());
+    }
+
+    #[test]
+    fn truncated_or_altered_files_are_reported() {
+        let device = Device::flex();
+        let model = Tiny::new(&device);
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path()).unwrap();
+        assert!(run.load_latest().unwrap().is_none());
+        let dir = run
+            .save_checkpoint(
+                "c0",
+                vec![("online".into(), record_of(&model))],
+                Some(&LarsConfig::new().init()),
+                &state(),
+                1,
+            )
+            .unwrap();
+        let f = dir.join("online.bpk");
+        let full = fs::read(&f).unwrap();
+
+        fs::write(&f, &full[..full.len() / 2]).unwrap();
+        let e = run.load_latest().unwrap_err().to_string();
+        assert!(e.contains("online.bpk") && e.contains("truncated"), "{e}");
+
+        let mut bad = full.clone();
+        bad[full.len() - 1] ^= 0xff;
+        fs::write(&f, &bad).unwrap();
+        let e = run.load_latest().unwrap_err().to_string();
+        assert!(e.contains("hash"), "{e}");
+
+        fs::write(&f, &full).unwrap();
+        let st = dir.join(STATE_FILE);
+        let text = fs::read(&st).unwrap();
+        fs::write(&st, &text[..text.len() / 2]).unwrap();
+        let e = run.load_latest().unwrap_err().to_string();
+        assert!(e.contains("state.json"), "{e}");
+
+        // Wrong module shape: a clear mismatch error.
+        fs::write(&st, &text).unwrap();
+        let ck = run.load_latest().unwrap().unwrap();
+        #[derive(Module, Debug)]
+        struct Other {
+            fc: Linear,
+        }
+        let other = Other {
+            fc: LinearConfig::new(5, 2).init(&device),
+        };
+        assert!(matches!(
+            ck.load_module("online", other),
+            Err(CheckpointError::Mismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn latest_moves_and_old_checkpoints_are_pruned() {
+        let device = Device::flex();
+        let model = Tiny::new(&device);
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path()).unwrap();
+        for (i, tag) in ["a", "b", "c"].iter().enumerate() {
+            let mut s = state();
+            s.global_step = i as u64;
+            run.save_checkpoint(tag, vec![("m".into(), record_of(&model))], None, &s, 2)
+                .unwrap();
+        }
+        let ck = run.load_latest().unwrap().unwrap();
+        assert_eq!(ck.state.global_step, 2);
+        assert!(ck.load_optimizer(LarsConfig::new().init()).is_err());
+        let dirs: Vec<_> = fs::read_dir(run.checkpoint_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .collect();
+        assert_eq!(dirs.len(), 2);
+
+        run.append_metrics(&serde_json::json!({"step": 1, "loss": -3.5}))
+            .unwrap();
+        run.append_metrics(&serde_json::json!({"step": 2})).unwrap();
+        let text = fs::read_to_string(run.metrics_path()).unwrap();
+        assert_eq!(text.lines().count(), 2);
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("x.txt");
+        atomic_write(&p, b"one").unwrap();
+        atomic_write(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+    }
+}
