@@ -5,7 +5,9 @@
 
 mod arch_cmd;
 mod nats_cmd;
+mod search_cmd;
 mod space_cmd;
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,12 @@ enum Command {
     /// NATS-Bench SSS ground truth: rank correlations and reports.
     #[command(subcommand)]
     Nats(nats_cmd::NatsCommand),
+    /// Train a supernet block by block with ensemble bootstrapping.
+    Train(train_cmd::TrainArgs),
+    /// Rate the block a trained run's newest checkpoint is training (population centre).
+    Rate(search_cmd::RateArgs),
+    /// Block-wise search from a run's rankings, optionally under a MAdds/parameter budget.
+    Search(search_cmd::SearchArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +46,9 @@ fn main() -> ExitCode {
         Command::Space(cmd) => space_cmd::run(cmd),
         Command::Arch(cmd) => arch_cmd::run(cmd),
         Command::Nats(cmd) => nats_cmd::run(cmd),
+        Command::Train(args) => train_cmd::run(args),
+        Command::Rate(args) => search_cmd::rate(args),
+        Command::Search(args) => search_cmd::search(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,8 +6,15 @@
 //! - [`heads`]: projector and predictor MLPs;
 //! - [`loss`]: the ensemble-bootstrapping loss;
 //! - [`config`]: the run configuration, presets and validation;
-//! - [`checkpoint`]: atomic writes, run directory layout, verified checkpoints.
+//! - [`checkpoint`]: atomic writes, run directory layout, verified checkpoints;
+//! - [`adapter`]: channel adapters in front of a block's projector;
+//! - [`siamese`]: the generic online/target supernet pair with per-block heads;
+//! - [`sampling`]: uniform and strictly fair path sampling;
+//! - [`setup`]: data, loader and supernet from a [`config::RunConfig`];
+//! - [`trainer`]: the block-wise training loop, block selection hook, exact resume;
+//! - [`progress`]: terminal progress bar.
 
+pub mod adapter;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -15,4 +22,9 @@ pub mod ema;
 pub mod heads;
 pub mod lars;
 pub mod loss;
+pub mod progress;
+pub mod sampling;
 pub mod schedule;
+pub mod setup;
+pub mod siamese;
+pub mod trainer;

@@ -7,7 +7,7 @@ pub mod hytra;
 pub mod mbconv;
 pub mod nats;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleDisplay};
 use burn::tensor::Tensor;
 
 /// One block's path: the op index chosen at each of the block's layers.
@@ -21,7 +21,7 @@ pub type BlockPath = Vec<usize>;
 /// `chosen` always holds the already-searched best paths of blocks `0..k` (never block `k`
 /// itself; see spec §9 B1), and block `k`'s population may depend on them (HyTra scales,
 /// the NATS input width).
-pub trait Supernet: Module + Clone + Send + core::fmt::Debug {
+pub trait Supernet: Module + ModuleDisplay + Clone + Send + core::fmt::Debug {
     /// Number of searched blocks.
     fn num_blocks(&self) -> usize;
 

@@ -337,7 +337,7 @@ fn every_mbconv_path_executes() {
                 net.block_out_channels(&chosen, path),
                 "{path:?}"
             );
-            let v: Vec<f32> = y.into_data().to_vec().unwrap();
+            let v: Vec<f32> = y.into_data().try_to_vec().unwrap();
             assert!(
                 v.iter().all(|x| x.is_finite()),
                 "block {block} path {path:?}"

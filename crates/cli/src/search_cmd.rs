@@ -1,0 +1,152 @@
+//! `bossnas rate` and `bossnas search`: population-centre rating of a trained run's block and
+//! block-wise (optionally constrained) architecture search from its rankings.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use bossnas_blocks::device::DeviceSpec;
+use bossnas_search::rating::CentreMode;
+use bossnas_search::run::{SearchRequest, load_run_config, rate_run, search_run};
+use bossnas_search::search::{Budget, EvolutionConfig, ScoreWeights, SearchMethod};
+use bossnas_search::select::RateOptions;
+use bossnas_search::space::{CostModel, path_key};
+use clap::{Args, ValueEnum};
+
+/// Population centre averaging (spec §9 D3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Centre {
+    /// Mean of the raw target projections (official evaluation).
+    Raw,
+    /// Mean of the L2-normalised projections (as the training target).
+    Normalised,
+}
+
+/// Options of `bossnas rate`.
+#[derive(Debug, Args)]
+pub struct RateArgs {
+    /// The run directory (`bossnas train` output).
+    #[arg(long)]
+    run: PathBuf,
+    /// Device: cpu, wgpu[:N], cuda[:N] (default: the run's config).
+    #[arg(long)]
+    device: Option<String>,
+    /// Population centre.
+    #[arg(long, value_enum, default_value = "raw")]
+    centre: Centre,
+    /// Recalibrate the predictor's BN (default: the config's `rating.predictor_bn_quirk`
+    /// decides; the official code does not).
+    #[arg(long)]
+    recalibrate_predictor: bool,
+}
+
+/// Options of `bossnas search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The run directory with `rating/path_rank_{k}.csv` for every block.
+    #[arg(long)]
+    run: PathBuf,
+    /// Maximum multiply-adds (e.g. 3.5e9).
+    #[arg(long)]
+    budget_madds: Option<f64>,
+    /// Maximum parameters (e.g. 4e7).
+    #[arg(long)]
+    budget_params: Option<f64>,
+    /// λ_k per block, comma-separated (default 1 for every block).
+    #[arg(long, value_delimiter = ',')]
+    lambda: Vec<f64>,
+    /// Offset added to every block loss.
+    #[arg(long, default_value_t = 4.0)]
+    offset: f64,
+    /// Input side for costs (default 224; 32 for NATS).
+    #[arg(long)]
+    input: Option<usize>,
+    /// Classes for costs (default 1000; 10/100 for NATS).
+    #[arg(long)]
+    classes: Option<usize>,
+    /// HyTra: cost paths inside the supernet instead of the retrained BossNet.
+    #[arg(long)]
+    in_supernet: bool,
+    /// Aging evolution: seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Aging evolution: children.
+    #[arg(long, default_value_t = 20_000)]
+    cycles: usize,
+    /// Exact search limit (complete combinations checked) before falling back to evolution.
+    #[arg(long, default_value_t = 5_000_000)]
+    max_exact: u64,
+}
+
+fn budget_value(name: &str, v: Option<f64>) -> Result<Option<u64>> {
+    match v {
+        None => Ok(None),
+        Some(x) if x.is_finite() && x > 0.0 => Ok(Some(x as u64)),
+        Some(x) => bail!("--{name} must be a positive number, got {x}"),
+    }
+}
+
+pub fn rate(args: RateArgs) -> Result<()> {
+    let cfg = load_run_config(&args.run)?;
+    let spec: DeviceSpec = args.device.as_deref().unwrap_or(&cfg.device).parse()?;
+    let device = spec.device()?;
+    let options = RateOptions {
+        centre: match args.centre {
+            Centre::Raw => CentreMode::Raw,
+            Centre::Normalised => CentreMode::Normalised,
+        },
+        recalibrate_predictor: args.recalibrate_predictor.then_some(true),
+        ..RateOptions::default()
+    };
+    let r = rate_run(&args.run, &device, &options)
+        .with_context(|| format!("rating {}", args.run.display()))?;
+    println!(
+        "block {}: {} candidates rated, best {}",
+        r.block,
+        r.candidates,
+        path_key(&r.best)
+    );
+    for f in &r.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+pub fn search(args: SearchArgs) -> Result<()> {
+    let cfg = load_run_config(&args.run)?;
+    let space = bossnas_search::select::space_of(&cfg);
+    let defaults = CostModel::default_for(space);
+    let request = SearchRequest {
+        budget: Budget {
+            max_madds: budget_value("budget-madds", args.budget_madds)?,
+            max_params: budget_value("budget-params", args.budget_params)?,
+        },
+        weights: ScoreWeights {
+            lambdas: args.lambda.clone(),
+            offset: args.offset,
+        },
+        cost_model: Some(CostModel {
+            input: args.input.unwrap_or(defaults.input),
+            classes: args.classes.unwrap_or(defaults.classes),
+            hytra_in_supernet: args.in_supernet,
+        }),
+        method: SearchMethod::Auto {
+            max_leaves: args.max_exact,
+            evolution: EvolutionConfig {
+                seed: args.seed,
+                cycles: args.cycles,
+                ..EvolutionConfig::default()
+            },
+        },
+    };
+    let report = search_run(&args.run, &request)
+        .with_context(|| format!("searching {}", args.run.display()))?;
+    let s = &report.summary;
+    println!(
+        "{} ({}): {} score {:.6}, {} params, {} MAdds",
+        s.arch_string, s.method, s.space, s.score, s.params, s.madds
+    );
+    for f in &report.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
