@@ -122,8 +122,10 @@ pub struct SpaceConfig {
     pub attention: AttentionOrientation,
 }
 
+/// Standard attention unless a config asks otherwise (the library default, spec §9 B4); the
+/// `*-paper` presets set `search` to reproduce the official search code.
 fn default_attention() -> AttentionOrientation {
-    AttentionOrientation::Search
+    AttentionOrientation::Paper
 }
 
 /// Dataset kinds.
