@@ -271,3 +271,68 @@ fn nats_correlate_reproduces_the_official_tau() {
     assert!(out_dir.join("scatter.png").is_file());
     let _ = std::fs::remove_dir_all(out_dir);
 }
+
+#[test]
+fn train_then_search_end_to_end_on_tiny() {
+    let out_dir = std::env::temp_dir().join(format!("bossnas-cli-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = bossnas(&[
+        "train",
+        "--config",
+        "tiny",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for k in 0..3 {
+        assert!(
+            run.join(format!("rating/path_rank_{k}.csv")).is_file(),
+            "block {k} ranking"
+        );
+    }
+    let out = bossnas(&["search", "--run", run.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The searched architecture is accepted by `arch cost`.
+    let arch: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("search/arch.json")).unwrap())
+            .unwrap();
+    let arch = arch
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| arch.to_string());
+    let v = json_of(&["arch", "cost", "--space", "nats", "--arch", &arch, "--json"]);
+    assert!(v["params"].as_u64().unwrap() > 0);
+    // Resuming a finished run is a no-op that succeeds.
+    let out = bossnas(&["train", "--resume", run.to_str().unwrap(), "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(out_dir);
+}
+
+#[test]
+fn train_bad_input_is_a_clear_error() {
+    fails_with(&["train", "--config", "no-such-preset"], "no-such-preset");
+    fails_with(
+        &["train", "--resume", "/nonexistent/run"],
+        "/nonexistent/run",
+    );
+    fails_with(&["search", "--run", "/nonexistent/run"], "/nonexistent/run");
+}
