@@ -491,28 +491,35 @@ impl RunConfig {
                 c
             }
             "nats-c10-cpu" => {
-                // Placeholder budget for a 60-minute run on 2 CPU cores (burn-flex). Every number
-                // in this arm must be tuned by a timing measurement before it is trusted.
+                // Sized by measurement (docs/training.md): on the 2-core machine a step of this
+                // quarter-width supernet (candidate i = width 2·(i+1), standing for NATS width
+                // 8·(i+1)) with 8 fair paths at batch 32 takes ≈3.3 s, rating a 64-candidate
+                // block on 256 images ≈1 min; 3 blocks × 192 steps ≈ 35–40 min in all, inside the
+                // 60-minute budget with room for a busy machine. Full widths cost ≈43 s per
+                // batch-64 step, which would allow only ~27 steps per block.
                 let mut c = nats(NatsSplit::C10, DatasetKind::Cifar10);
                 c.device = "flex".into();
-                c.data.train_subset = 2048;
-                c.data.rating_subset = 512;
-                c.data.num_workers = 1;
-                c.train.batch_size = 64;
+                c.space.widths = (1..=8).map(|i| 2 * i).collect();
+                c.data.root = PathBuf::from("target/data/cifar10_jpeg");
+                c.data.train_subset = 1536;
+                c.data.rating_subset = 256;
+                c.data.num_workers = 0;
+                c.train.paths_per_step = 8;
+                c.train.batch_size = 32;
                 c.train.accumulation_steps = 1;
                 c.train.epochs_per_block = 4;
                 c.train.lr = 0.3;
                 c.train.lr_scaling = LrScaling::PerBatch256;
                 c.train.warmup_epochs = 1;
                 c.heads = HeadsConfig {
-                    projector_in: Some(256),
-                    projector_hidden: 512,
-                    projector_out: 128,
-                    predictor_hidden: 512,
+                    projector_in: Some(64),
+                    projector_hidden: 128,
+                    projector_out: 64,
+                    predictor_hidden: 128,
                 };
                 c.rating = RatingConfig {
-                    calibration_batch_size: 128,
-                    batch_size: 128,
+                    calibration_batch_size: 64,
+                    batch_size: 64,
                     interval_epochs: 4,
                     predictor_bn_quirk: true,
                 };
