@@ -87,6 +87,12 @@ fn budget_value(name: &str, v: Option<f64>) -> Result<Option<u64>> {
 
 pub fn rate(args: RateArgs) -> Result<()> {
     let cfg = load_run_config(&args.run)?;
+    if let Some(summary) = finished_rankings(&args.run, &cfg)? {
+        // Every block was rated by population centre while training (a block's heads are
+        // replaced when the next block starts, so the rankings written then are final).
+        println!("{summary}");
+        return Ok(());
+    }
     let spec: DeviceSpec = args.device.as_deref().unwrap_or(&cfg.device).parse()?;
     let device = spec.device()?;
     let options = RateOptions {
@@ -149,4 +155,33 @@ pub fn search(args: SearchArgs) -> Result<()> {
         println!("wrote {}", f.display());
     }
     Ok(())
+}
+
+/// The per-block rankings of a run whose blocks are all rated, as a summary; `None` while a
+/// block is still being trained (then it is rated from the newest checkpoint).
+fn finished_rankings(
+    run: &std::path::Path,
+    cfg: &ensemble_bootstrap::config::RunConfig,
+) -> Result<Option<String>> {
+    let blocks = bossnas_search::select::space_of(cfg).num_blocks();
+    let dir = run.join("rating");
+    let mut lines = Vec::new();
+    for k in 0..blocks {
+        let file = dir.join(bossnas_search::output::ranking_csv_name(k));
+        if !file.is_file() {
+            return Ok(None);
+        }
+        let ranking = bossnas_search::output::read_ranking_csv(&file, k)?;
+        let best = ranking
+            .best()
+            .with_context(|| format!("{}: empty ranking", file.display()))?;
+        lines.push(format!(
+            "block {k}: {} candidates rated, best {} (score {:.6}) — {}",
+            ranking.entries.len(),
+            path_key(&best.path),
+            best.score,
+            file.display()
+        ));
+    }
+    Ok(Some(lines.join("\n")))
 }

@@ -301,6 +301,13 @@ fn train_then_search_end_to_end_on_tiny() {
             "block {k} ranking"
         );
     }
+    let out = bossnas(&["rate", "--run", run.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("block 2:"));
     let out = bossnas(&["search", "--run", run.to_str().unwrap()]);
     assert!(
         out.status.success(),
