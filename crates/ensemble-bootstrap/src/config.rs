@@ -494,8 +494,8 @@ impl RunConfig {
                 // Sized by measurement (docs/training.md): on the 2-core machine a step of this
                 // quarter-width supernet (candidate i = width 2·(i+1), standing for NATS width
                 // 8·(i+1)) with 8 fair paths at batch 32 takes ≈3.3 s, rating a 64-candidate
-                // block on 256 images ≈1 min; 3 blocks × 192 steps ≈ 35–40 min in all, inside the
-                // 60-minute budget with room for a busy machine. Full widths cost ≈43 s per
+                // block on 256 images ≈1 min; 3 blocks × 192 steps took 26 min 17 s in one measured run
+                // (docs/training.md), inside the 60-minute budget with room for a busy machine. Full widths cost ≈43 s per
                 // batch-64 step, which would allow only ~27 steps per block.
                 let mut c = nats(NatsSplit::C10, DatasetKind::Cifar10);
                 c.device = "flex".into();
