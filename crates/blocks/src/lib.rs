@@ -8,6 +8,7 @@ pub mod peg;
 pub mod res_att;
 pub mod res_conv;
 pub mod retrain;
+pub mod search_entry;
 pub mod stem;
 
 // MBConv and NATS-SSS ops.

@@ -10,56 +10,10 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::attention::{AttentionOrientation, Mhsa, MhsaConfig};
-use crate::hytra_layers::{ConvBnAct, ConvBnActConfig, bn_zero_gamma, conv, param_count};
-use crate::peg::{Peg, PegConfig};
+use crate::hytra_layers::{bn_zero_gamma, conv, param_count};
 
-/// The input-dependent front of a [`ResAtt`]: `proj` = 1×1 conv (no bias) → PEG → BN, plus the
-/// matching shortcut (`proj/shortcut` resp. `proj_d/shortcut_d` of the official code).
-#[derive(Module, Debug)]
-pub struct ResAttEntry {
-    /// 1×1 conv `c_in → attn_dim_in`.
-    pub conv: Conv2d,
-    /// Depthwise 3×3 with bias (stride 1 or 2).
-    pub peg: Peg,
-    /// BN after the PEG.
-    pub bn: BatchNorm,
-    /// Shortcut: `None` = identity (stride 1, `c_in == out`); otherwise 1×1 conv → BN → ReLU
-    /// (stride 1) or 3×3 s2 p1 conv → BN → ReLU (stride 2).
-    pub shortcut: Option<ConvBnAct>,
-}
-
-impl ResAttEntry {
-    fn new(c_in: usize, attn_in: usize, out: usize, stride: usize, device: &Device) -> Self {
-        let shortcut = if stride == 2 {
-            Some(
-                ConvBnActConfig::new([c_in, out])
-                    .with_kernel(3)
-                    .with_stride(2)
-                    .with_padding(1)
-                    .init(device),
-            )
-        } else if c_in != out {
-            Some(ConvBnActConfig::new([c_in, out]).init(device))
-        } else {
-            None
-        };
-        Self {
-            conv: conv(c_in, attn_in, 1, 1, 0, 1, false, &None).init(device),
-            peg: PegConfig::new(attn_in).with_stride(stride).init(device),
-            bn: BatchNormConfig::new(attn_in).init(device),
-            shortcut,
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let residual = match &self.shortcut {
-            Some(s) => s.forward(x.clone()),
-            None => x.clone(),
-        };
-        let h = self.bn.forward(self.peg.forward(self.conv.forward(x)));
-        (h, residual)
-    }
-}
+/// Entry of a [`ResAtt`] (`proj/shortcut` of the official code; `_d` at stride 2).
+pub type ResAttEntry = crate::search_entry::SearchEntry;
 
 /// Search-time ResAtt (`hytra_ops.ResAtt`).
 ///

@@ -8,61 +8,10 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::hytra_layers::{ConvBnAct, ConvBnActConfig, bn_zero_gamma, conv, param_count};
-use crate::peg::{Peg, PegConfig};
+use crate::hytra_layers::{bn_zero_gamma, conv, param_count};
 
-/// The input-dependent front of a [`ResConv`]: `conv1` (1×1, no bias) → PEG → BN, plus the
-/// matching shortcut.
-///
-/// The stride-1 entry is `conv1/peg/bn1/downsample` of the official code, the stride-2 entry
-/// `conv1_d/peg_d/bn1_d/downsample_d`.
-#[derive(Module, Debug)]
-pub struct ResConvEntry {
-    /// 1×1 conv `c_in → planes`.
-    pub conv1: Conv2d,
-    /// Depthwise 3×3 with bias (stride 1 or 2).
-    pub peg: Peg,
-    /// BN after the PEG.
-    pub bn1: BatchNorm,
-    /// Shortcut: `None` = identity (stride 1, `c_in == 4·planes`); otherwise 1×1 conv → BN →
-    /// ReLU (stride 1) or 3×3 s2 p1 conv → BN → ReLU (stride 2).
-    pub shortcut: Option<ConvBnAct>,
-}
-
-impl ResConvEntry {
-    fn new(c_in: usize, planes: usize, stride: usize, device: &Device) -> Self {
-        let out = 4 * planes;
-        let shortcut = if stride == 2 {
-            Some(
-                ConvBnActConfig::new([c_in, out])
-                    .with_kernel(3)
-                    .with_stride(2)
-                    .with_padding(1)
-                    .init(device),
-            )
-        } else if c_in != out {
-            Some(ConvBnActConfig::new([c_in, out]).init(device))
-        } else {
-            None
-        };
-        Self {
-            conv1: conv(c_in, planes, 1, 1, 0, 1, false, &None).init(device),
-            peg: PegConfig::new(planes).with_stride(stride).init(device),
-            bn1: BatchNormConfig::new(planes).init(device),
-            shortcut,
-        }
-    }
-
-    /// Returns `(bn1(peg(conv1(x))), shortcut(x))`.
-    fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let residual = match &self.shortcut {
-            Some(s) => s.forward(x.clone()),
-            None => x.clone(),
-        };
-        let h = self.bn1.forward(self.peg.forward(self.conv1.forward(x)));
-        (h, residual)
-    }
-}
+/// Entry of a [`ResConv`] (`conv1/peg/bn1/downsample` of the official code; `_d` at stride 2).
+pub type ResConvEntry = crate::search_entry::SearchEntry;
 
 /// Search-time ResConv (`hytra_ops.ResConv`) with output `4·planes` channels.
 ///
@@ -113,10 +62,10 @@ impl ResConvConfig {
     pub fn init(&self, device: &Device) -> ResConv {
         let p = self.planes;
         ResConv {
-            entry: ResConvEntry::new(self.in_channels, p, 1, device),
+            entry: ResConvEntry::new(self.in_channels, p, 4 * p, 1, device),
             entry_down: self
                 .up_in_channels
-                .map(|c| ResConvEntry::new(c, p, 2, device)),
+                .map(|c| ResConvEntry::new(c, p, 4 * p, 2, device)),
             conv2: conv(p, p, 3, 1, 1, 1, false, &None).init(device),
             bn2: BatchNormConfig::new(p).init(device),
             conv3: conv(p, 4 * p, 1, 1, 0, 1, false, &None).init(device),

@@ -112,9 +112,9 @@ impl Loader<'_> {
     }
 
     fn res_conv_entry(&self, e: &mut ResConvEntry, name: &str) {
-        self.conv(&mut e.conv1, &format!("{name}.conv1"));
+        self.conv(&mut e.conv, &format!("{name}.conv1"));
         self.peg(&mut e.peg, &format!("{name}.peg"));
-        self.bn(&mut e.bn1, &format!("{name}.bn1"));
+        self.bn(&mut e.bn, &format!("{name}.bn1"));
         self.conv_bn(&mut e.shortcut, &format!("{name}.shortcut"));
     }
 

@@ -264,7 +264,7 @@ fn backward_reaches_only_the_sampled_path() {
     };
     assert!(
         !v.ids
-            .contains(&c.entry_down.as_ref().unwrap().conv1.weight.id)
+            .contains(&c.entry_down.as_ref().unwrap().conv.weight.id)
     );
-    assert!(v.ids.contains(&c.entry.conv1.weight.id));
+    assert!(v.ids.contains(&c.entry.conv.weight.id));
 }
