@@ -143,8 +143,13 @@ pub fn rate_population_with<M: CandidateModel + ?Sized>(
             candidate_outer(model, population, eval_batches, calib, options, progress)?
         }
     };
-    let n = eval_batches.len() as f64;
-    Ok(rank(
+    Ok(mean_ranked(population, sums, eval_batches.len()))
+}
+
+/// Per-candidate score sums over `batches` evaluation batches → mean scores, ranked.
+fn mean_ranked(population: &[Vec<usize>], sums: Vec<f64>, batches: usize) -> Vec<RatedPath> {
+    let n = batches as f64;
+    rank(
         population
             .iter()
             .zip(sums)
@@ -153,7 +158,7 @@ pub fn rate_population_with<M: CandidateModel + ?Sized>(
                 score: s / n,
             })
             .collect(),
-    ))
+    )
 }
 
 /// Sorts ascending by score, stable; NaN last.
@@ -247,17 +252,7 @@ pub fn rate_population_streaming<M: CandidateModel + ?Sized>(
         centre,
         progress,
     )?;
-    let n = num_batches as f64;
-    Ok(rank(
-        population
-            .iter()
-            .zip(sums)
-            .map(|(p, s)| RatedPath {
-                path: p.clone(),
-                score: s / n,
-            })
-            .collect(),
-    ))
+    Ok(mean_ranked(population, sums, num_batches))
 }
 
 fn stream_sums<M: CandidateModel + ?Sized>(
