@@ -1,0 +1,145 @@
+//! Verified download and atomic extraction.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+
+use crate::{DataError, io_err};
+
+/// Downloads `url` to `dest`, verifying the MD5 of the bytes as they stream in.
+///
+/// The bytes go to `<dest>.part` first; only a complete download with the expected checksum
+/// is renamed to `dest`. On any failure the partial file is removed, so `dest` either does not
+/// exist or is exactly the published archive. Returns the number of bytes.
+pub fn download_verified(url: &str, md5_hex: &str, dest: &Path) -> Result<u64, DataError> {
+    let fail = |reason: String| DataError::Download {
+        url: url.to_string(),
+        reason,
+    };
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(20)))
+        .timeout_recv_body(Some(Duration::from_secs(120)))
+        .build()
+        .into();
+    eprintln!("downloading {url} -> {}", dest.display());
+    let response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
+    let mut body = response.into_body().into_reader();
+
+    let part = part_path(dest);
+    let result = (|| {
+        let file = File::create(&part).map_err(io_err(&part))?;
+        let mut out = BufWriter::new(file);
+        let mut hasher = Md5::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut bytes = 0u64;
+        loop {
+            let n = body.read(&mut buf).map_err(|e| fail(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io_err(&part))?;
+            bytes += n as u64;
+        }
+        out.into_inner()
+            .map_err(|e| io_err(&part)(e.into_error()))?
+            .sync_all()
+            .map_err(io_err(&part))?;
+        let actual = hex(&hasher.finalize());
+        if !actual.eq_ignore_ascii_case(md5_hex) {
+            return Err(DataError::Checksum {
+                url: url.to_string(),
+                expected: md5_hex.to_string(),
+                actual,
+                bytes,
+            });
+        }
+        std::fs::rename(&part, dest).map_err(io_err(dest))?;
+        Ok(bytes)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    result
+}
+
+/// Unpacks a `.tar.gz` archive into `dir`.
+///
+/// Entries are unpacked into a fresh temporary folder inside `dir` and each top-level entry is
+/// then renamed into place, so a corrupt archive leaves `dir` as it was. Entries that would
+/// escape the folder (`..`, absolute paths) are refused by the `tar` crate.
+pub fn extract_tar_gz(archive: &Path, dir: &Path) -> Result<(), DataError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let staging = tempfile_dir(dir)?;
+    let result = (|| {
+        let file = File::open(archive).map_err(io_err(archive))?;
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        tar.unpack(&staging).map_err(|e| DataError::Archive {
+            path: archive.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        for entry in std::fs::read_dir(&staging).map_err(io_err(&staging))? {
+            let entry = entry.map_err(io_err(&staging))?;
+            let target = dir.join(entry.file_name());
+            if target.exists() {
+                return Err(DataError::Archive {
+                    path: archive.to_path_buf(),
+                    reason: format!(
+                        "{} already exists; remove it or choose another data directory",
+                        target.display()
+                    ),
+                });
+            }
+            std::fs::rename(entry.path(), &target).map_err(io_err(&target))?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+fn part_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    dest.with_file_name(name)
+}
+
+fn tempfile_dir(dir: &Path) -> Result<PathBuf, DataError> {
+    for i in 0..1000u32 {
+        let p = dir.join(format!(".unpacking-{}-{i}", std::process::id()));
+        match std::fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(&p)(e)),
+        }
+    }
+    Err(DataError::Missing(format!(
+        "cannot create a staging folder in {}",
+        dir.display()
+    )))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_of_known_strings() {
+        // RFC 1321 test suite.
+        assert_eq!(hex(&Md5::digest(b"")), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            hex(&Md5::digest(b"abc")),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+    }
+}

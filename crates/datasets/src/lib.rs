@@ -1,0 +1,141 @@
+//! Where the datasets of the BossNAS protocols live, and how they get there.
+//!
+//! - [`location`]: the data directory — `--data`, else `$BOSSNAS_DATA`, else the user cache
+//!   (`~/.cache/bossnas` on Linux).
+//! - [`catalog`]: the datasets the suites need (CIFAR-10, CIFAR-100, ImageNet), the layouts
+//!   accepted for each, and their official archives with checksums.
+//! - [`fetch`]: streaming download with MD5 verification and atomic extraction, so an
+//!   interrupted or corrupt download never leaves a half-written dataset behind.
+//!
+//! [`ensure`] ties them together: find a dataset under the data directory, else unpack a
+//! local copy of its archive, else download it; when nothing works the error says which
+//! files, in which layout, where it looked, and how to provide them by hand.
+
+pub mod catalog;
+pub mod fetch;
+pub mod location;
+
+use std::path::{Path, PathBuf};
+
+pub use catalog::{Dataset, RemoteArchive};
+pub use fetch::{download_verified, extract_tar_gz};
+pub use location::{DATA_ENV, DataDir, DataDirOrigin};
+
+/// Everything that can go wrong while locating or fetching data. Messages name the file or
+/// address involved and say what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("downloading {url} failed: {reason}")]
+    Download { url: String, reason: String },
+    #[error(
+        "{url}: checksum mismatch: expected MD5 {expected}, got {actual} ({bytes} bytes); the \
+         download was discarded"
+    )]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+        bytes: u64,
+    },
+    #[error("{path}: not a valid .tar.gz archive: {reason}")]
+    Archive { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Missing(String),
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How [`ensure`] may obtain a dataset that is not yet in the data directory.
+#[derive(Debug, Clone, Default)]
+pub struct FetchPolicy {
+    /// Local `.tar.gz` copies to try before the network, e.g. the shared CIFAR-10 JPEG archive.
+    pub local_archives: Vec<PathBuf>,
+    /// Download from the official address when no local copy exists.
+    pub download: bool,
+    /// Replace the official address (tests serve an archive from 127.0.0.1).
+    pub url_override: Option<String>,
+    /// Replace the official MD5 (tests; the checksum is always verified).
+    pub md5_override: Option<String>,
+}
+
+/// Where a dataset was found and how it got there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The directory holding the dataset's files (what a config's `data.root` should be).
+    pub root: PathBuf,
+    /// `"present"`, `"unpacked <archive>"` or `"downloaded <url>"`.
+    pub how: String,
+}
+
+/// Finds `dataset` under `dir`, else unpacks one of the policy's local archives into `dir`,
+/// else downloads its official archive (with checksum) into `dir`. The error of a dataset that
+/// cannot be obtained says where it looked, the expected layout and how to provide it.
+pub fn ensure(dataset: Dataset, dir: &Path, policy: &FetchPolicy) -> Result<Located, DataError> {
+    if let Some(root) = dataset.find(dir) {
+        return Ok(Located {
+            root,
+            how: "present".into(),
+        });
+    }
+    let mut tried = Vec::new();
+    for archive in &policy.local_archives {
+        if !archive.is_file() {
+            tried.push(format!("{} (no such file)", archive.display()));
+            continue;
+        }
+        extract_tar_gz(archive, dir)?;
+        if let Some(root) = dataset.find(dir) {
+            return Ok(Located {
+                root,
+                how: format!("unpacked {}", archive.display()),
+            });
+        }
+        tried.push(format!(
+            "{} (unpacked, but it does not hold {})",
+            archive.display(),
+            dataset.name()
+        ));
+    }
+    let remote = dataset.remote();
+    let mut download_error = None;
+    if let (Some(remote), true) = (remote, policy.download) {
+        let url = policy.url_override.as_deref().unwrap_or(remote.url);
+        let md5 = policy.md5_override.as_deref().unwrap_or(remote.md5);
+        let archive = dir.join(remote.file_name);
+        match download_verified(url, md5, &archive) {
+            Ok(_) => {
+                let unpacked = extract_tar_gz(&archive, dir);
+                // The archive is only a vehicle: keep the cache to the unpacked files.
+                let _ = std::fs::remove_file(&archive);
+                unpacked?;
+                if let Some(root) = dataset.find(dir) {
+                    return Ok(Located {
+                        root,
+                        how: format!("downloaded {url}"),
+                    });
+                }
+                tried.push(format!(
+                    "{url} (downloaded, but it does not hold the layout)"
+                ));
+            }
+            Err(e) => download_error = Some(e.to_string()),
+        }
+    }
+    Err(DataError::Missing(dataset.missing_message(
+        dir,
+        &tried,
+        download_error.as_deref(),
+        policy.download,
+    )))
+}
