@@ -22,11 +22,14 @@ pub fn download_verified(url: &str, md5_hex: &str, dest: &Path) -> Result<u64, D
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(20)))
-        .timeout_recv_body(Some(Duration::from_secs(120)))
-        .build()
-        .into();
+        .timeout_recv_body(Some(Duration::from_secs(120)));
+    if is_loopback(url) {
+        // A proxy from the environment never serves this machine's own addresses.
+        config = config.proxy(None);
+    }
+    let agent: ureq::Agent = config.build().into();
     eprintln!("downloading {url} -> {}", dest.display());
     let response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
     let mut body = response.into_body().into_reader();
@@ -102,6 +105,13 @@ pub fn extract_tar_gz(archive: &Path, dir: &Path) -> Result<(), DataError> {
     })();
     let _ = std::fs::remove_dir_all(&staging);
     result
+}
+
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .any(|h| rest.starts_with(h))
 }
 
 fn part_path(dest: &Path) -> PathBuf {
