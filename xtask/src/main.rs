@@ -3,13 +3,19 @@
 //! `reproduce --suite <name>` runs one of the paper's reproduction suites end to end and writes
 //! `reports/<suite>/report.md` and `report.json`.
 
+mod search_suite;
 mod spaces_suite;
+mod suite_report;
+mod suites;
+mod workspace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::suites::Suite;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "BossNAS project automation")]
@@ -20,26 +26,45 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a reproduction suite and write reports/<suite>/report.{md,json}.
-    Reproduce {
-        /// Which suite.
-        #[arg(long, value_enum)]
-        suite: Suite,
-        /// Where reports go.
-        #[arg(long, default_value = "reports")]
-        out: PathBuf,
-    },
+    /// Run a reproduction suite (train → rate → search → report) and write
+    /// reports/<suite>/report.{md,json}.
+    Reproduce(ReproduceArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Suite {
-    /// Sizes of the three spaces and MAdds/params of the named HyTra networks against the
-    /// paper's Table 1 (no data, no training; seconds).
-    Spaces,
-    /// Tiny end-to-end search (needs the Siamese trainer).
-    Smoke,
-    /// NATS-SSS CIFAR-10 search on 2 CPU cores (needs the Siamese trainer).
-    NatsC10Cpu,
+#[derive(Debug, clap::Args)]
+struct ReproduceArgs {
+    /// Which suite.
+    #[arg(long, value_enum)]
+    suite: Suite,
+    /// Device: cpu, wgpu[:N], cuda[:N] (GPU backends need the `wgpu` / `cuda` cargo feature).
+    #[arg(long)]
+    device: Option<String>,
+    /// Data directory (default: $BOSSNAS_DATA, else ~/.cache/bossnas). CIFAR is unpacked from
+    /// ../shared/data or downloaded into it when missing.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Never download; fail with instructions instead.
+    #[arg(long)]
+    no_download: bool,
+    /// Where reports go (`<out>/<suite>/`).
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    /// Where run directories (checkpoints, rankings) go.
+    #[arg(long, default_value = "runs")]
+    runs: PathBuf,
+    /// Continue an interrupted run of this suite from its newest checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Stop training after this many optimizer steps (checkpointed; continue with --resume).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// NATS-Bench SSS CIFAR-10 ground truth (default: $BOSSNAS_NATS_TRUTH, else
+    /// ../shared/data/nats-sss/nats_sss_cifar10.csv).
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -54,12 +79,27 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Reproduce { suite, out } => match suite {
-            Suite::Spaces => spaces_suite::run(&out.join("spaces")),
-            Suite::Smoke | Suite::NatsC10Cpu => bail!(
-                "suite {suite:?} trains a supernet, and the Siamese trainer is not implemented yet \
-                 (issue \"Ensemble-bootstrapping supernet training\"); only `--suite spaces` runs today"
-            ),
-        },
+        Command::Reproduce(args) => reproduce(args),
     }
+}
+
+fn reproduce(args: ReproduceArgs) -> Result<()> {
+    let Some(suite) = suites::search_suite(args.suite) else {
+        // The only suite without training.
+        return spaces_suite::run(&args.out.join("spaces"));
+    };
+    let opts = search_suite::ReproduceOptions {
+        out: args.out,
+        runs: args.runs,
+        device: args.device,
+        data: args.data,
+        download: !args.no_download,
+        max_steps: args.max_steps,
+        resume: args.resume,
+        truth: args.truth,
+        quiet: args.quiet,
+    };
+    let dir = search_suite::run(&suite, &opts)?;
+    println!("report: {}", dir.join("report.md").display());
+    Ok(())
 }
