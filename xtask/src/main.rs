@@ -7,6 +7,7 @@ mod search_suite;
 mod spaces_suite;
 mod suite_report;
 mod suites;
+mod throughput;
 mod workspace;
 
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ enum Command {
     /// Run a reproduction suite (train → rate → search → report) and write
     /// reports/<suite>/report.{md,json}.
     Reproduce(ReproduceArgs),
+    /// Training throughput of block 0 of a preset on a device (images/s; GPU vs CPU).
+    Throughput(throughput::ThroughputArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Reproduce(args) => reproduce(args),
+        Command::Throughput(args) => throughput::run(args),
     }
 }
 

@@ -1,0 +1,53 @@
+//! The same supernet block on burn-flex (CPU) and burn-wgpu gives the same outputs and input
+//! gradients. Built only with `--features wgpu`; CI runs it on Mesa's software Vulkan driver
+//! (lavapipe), so the GPU code path (CubeCL kernels, fusion, autotune) is exercised without a
+//! GPU. Tolerances from docs/burn-0.22-notes §5: wgpu and flex differ by ~1e-6 relative.
+#![cfg(feature = "wgpu")]
+
+use bossnas_blocks::device::DeviceSpec;
+use bossnas_blocks::nats::SlimWidthsConfig;
+use bossnas_supernet::Supernet;
+use bossnas_supernet::nats::NatsSupernetConfig;
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
+use hytra_space::nats::NatsSplit;
+
+fn config() -> NatsSupernetConfig {
+    NatsSupernetConfig::new()
+        .with_split(NatsSplit::Cifar10)
+        .with_widths(SlimWidthsConfig::new().with_widths(vec![2, 4, 6, 8, 10, 12, 14, 16]))
+}
+
+/// Output and input gradient of NATS block 0 (stem, cell, reduction block) along `path`, in
+/// training mode (batch-statistics BN), on `device`, with the weights of `record`.
+fn block0(
+    device: &Device,
+    record: <bossnas_supernet::nats::NatsSupernet as Module>::Record,
+    images: &TensorData,
+    path: &[usize],
+) -> (TensorData, TensorData) {
+    let device = device.clone().autodiff();
+    let net = config().init(&device).load_record(record);
+    let x = Tensor::<4>::from_data(images.clone(), &device).require_grad();
+    let y = net.forward_block(x.clone(), &[], path);
+    let grads = y.clone().powf_scalar(2.0).mean().backward();
+    let gx = x.grad(&grads).expect("input gradient");
+    (y.into_data(), gx.into_data())
+}
+
+#[test]
+fn nats_block0_matches_between_flex_and_wgpu() {
+    let flex = Device::flex();
+    let wgpu = DeviceSpec::Wgpu(None)
+        .device()
+        .expect("the wgpu feature is compiled in");
+    let images = Tensor::<4>::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &flex).into_data();
+    let net = config().init(&flex);
+    for path in [[7usize, 2usize], [3, 7]] {
+        let (y_cpu, g_cpu) = block0(&flex, net.clone().into_record(), &images, &path);
+        let (y_gpu, g_gpu) = block0(&wgpu, net.clone().into_record(), &images, &path);
+        assert_eq!(y_cpu.shape, y_gpu.shape, "path {path:?}");
+        y_gpu.assert_approx_eq::<f32>(&y_cpu, Tolerance::absolute(1e-4).set_relative(1e-4));
+        g_gpu.assert_approx_eq::<f32>(&g_cpu, Tolerance::absolute(1e-6).set_relative(1e-3));
+    }
+}
