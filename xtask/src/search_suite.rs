@@ -257,3 +257,88 @@ fn nats_record(
         files: dir,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suites::{Suite, search_suite};
+
+    fn options(tmp: &Path) -> ReproduceOptions {
+        ReproduceOptions {
+            out: tmp.join("reports"),
+            runs: tmp.join("runs"),
+            device: Some("cpu".into()),
+            data: Some(tmp.join("data")),
+            download: false,
+            max_steps: None,
+            resume: None,
+            truth: None,
+            quiet: true,
+        }
+    }
+
+    #[test]
+    fn smoke_suite_writes_a_report_with_compute_and_result() {
+        let tmp = tempfile::tempdir().unwrap();
+        let suite = search_suite(Suite::Smoke).unwrap();
+        let dir = run(&suite, &options(tmp.path())).unwrap();
+        assert_eq!(dir, tmp.path().join("reports/smoke"));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap())
+                .unwrap();
+        let cfg = RunConfig::preset("tiny").unwrap();
+        let steps = json["compute"]["optimizer_steps"].as_u64().unwrap();
+        assert!(steps > 0);
+        assert_eq!(
+            json["compute"]["images_seen"].as_u64().unwrap(),
+            steps * (cfg.train.batch_size * cfg.train.accumulation_steps) as u64
+        );
+        assert_eq!(json["compute"]["device"], "cpu");
+        assert_eq!(json["preset"], "tiny");
+        // Three NATS blocks, each with a chosen path; the architecture is named in the official
+        // NATS-SSS widths (op i ↔ 8·(i + 1)) whatever the proxy supernet's widths, so the tiny
+        // preset's two ops give 8 or 16.
+        let blocks = json["result"]["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), 3);
+        let arch: hytra_space::nats::NatsArch = json["result"]["arch_string"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(arch.widths().iter().all(|w| [8, 16].contains(w)), "{arch}");
+        let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(md.contains("## Compute"), "{md}");
+        assert!(md.contains(json["result"]["arch_string"].as_str().unwrap()));
+        assert!(md.contains("preset = \"tiny\""), "the config is embedded");
+    }
+
+    #[test]
+    fn a_suite_without_its_data_stops_before_training_and_says_where_it_looked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let suite = search_suite(Suite::NatsC100Paper).unwrap();
+        let err = run(&suite, &options(tmp.path())).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("needs CIFAR-100"), "{msg}");
+        assert!(
+            msg.contains(&tmp.path().join("data").display().to_string()),
+            "{msg}"
+        );
+        assert!(msg.contains("cifar-100-binary/{train,test}.bin"), "{msg}");
+        assert!(
+            !tmp.path().join("runs").exists(),
+            "no run directory was created"
+        );
+    }
+
+    #[test]
+    fn a_missing_ground_truth_stops_a_nats_suite_before_training() {
+        let tmp = tempfile::tempdir().unwrap();
+        let suite = search_suite(Suite::NatsC10Cpu).unwrap();
+        let mut opts = options(tmp.path());
+        opts.truth = Some(tmp.path().join("absent.csv"));
+        let msg = format!("{:#}", run(&suite, &opts).unwrap_err());
+        assert!(msg.contains("absent.csv"), "{msg}");
+        assert!(msg.contains("cifar10_test_acc_hp90"), "{msg}");
+        assert!(!tmp.path().join("runs").exists());
+    }
+}

@@ -7,7 +7,7 @@
 use bossnas_blocks::device::DeviceSpec;
 use bossnas_blocks::nats::SlimWidthsConfig;
 use bossnas_supernet::Supernet;
-use bossnas_supernet::nats::NatsSupernetConfig;
+use bossnas_supernet::nats::{NatsSupernet, NatsSupernetConfig};
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor, TensorData, Tolerance};
 use hytra_space::nats::NatsSplit;
@@ -19,15 +19,17 @@ fn config() -> NatsSupernetConfig {
 }
 
 /// Output and input gradient of NATS block 0 (stem, cell, reduction block) along `path`, in
-/// training mode (batch-statistics BN), on `device`, with the weights of `record`.
+/// training mode (batch-statistics BN), on `device`, with the weights of `weights`.
 fn block0(
     device: &Device,
-    record: <bossnas_supernet::nats::NatsSupernet as Module>::Record,
+    weights: &NatsSupernet,
     images: &TensorData,
     path: &[usize],
 ) -> (TensorData, TensorData) {
     let device = device.clone().autodiff();
-    let net = config().init(&device).load_record(record);
+    let net = config()
+        .init(&device)
+        .load_record(weights.clone().into_record());
     let x = Tensor::<4>::from_data(images.clone(), &device).require_grad();
     let y = net.forward_block(x.clone(), &[], path);
     let grads = y.clone().powf_scalar(2.0).mean().backward();
@@ -41,12 +43,13 @@ fn nats_block0_matches_between_flex_and_wgpu() {
     let wgpu = DeviceSpec::Wgpu(None)
         .device()
         .expect("the wgpu feature is compiled in");
-    let images = Tensor::<4>::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &flex).into_data();
+    let images =
+        Tensor::<4>::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &flex).into_data();
     let net = config().init(&flex);
     for path in [[7usize, 2usize], [3, 7]] {
-        let (y_cpu, g_cpu) = block0(&flex, net.clone().into_record(), &images, &path);
-        let (y_gpu, g_gpu) = block0(&wgpu, net.clone().into_record(), &images, &path);
-        assert_eq!(y_cpu.shape, y_gpu.shape, "path {path:?}");
+        let (y_cpu, g_cpu) = block0(&flex, &net, &images, &path);
+        let (y_gpu, g_gpu) = block0(&wgpu, &net, &images, &path);
+        assert_eq!(y_cpu.shape(), y_gpu.shape(), "path {path:?}");
         y_gpu.assert_approx_eq::<f32>(&y_cpu, Tolerance::absolute(1e-4).set_relative(1e-4));
         g_gpu.assert_approx_eq::<f32>(&g_cpu, Tolerance::absolute(1e-6).set_relative(1e-3));
     }
