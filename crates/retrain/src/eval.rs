@@ -141,7 +141,7 @@ mod tests {
     }
     impl WithDiv for crate::recipe::ModelSection {
         fn with_div(mut self, d: usize) -> Self {
-            self.width_divisor = d;
+            self.hytra_width_divisor = d;
             self
         }
     }

@@ -177,8 +177,8 @@ mod tests {
         for (arch, div) in [("8:16:8:16:8", 1), ("bossnet-t0", 16)] {
             let spec = ArchSpec::parse(arch).unwrap();
             let opts = ModelSection {
-                width_divisor: div,
-                drop_path_rate: 0.0,
+                hytra_width_divisor: div,
+                hytra_drop_path_rate: 0.0,
             };
             let net = build_model(&spec, 10, &opts, &device).unwrap();
             let path = dir.path().join(format!("m{div}.bpk"));

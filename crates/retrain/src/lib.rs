@@ -27,6 +27,9 @@ pub mod trainer;
 
 use ensemble_bootstrap::checkpoint::CheckpointError;
 
+/// The runtime device type (Burn's), re-exported for callers that do not depend on burn.
+pub use burn::tensor::Device;
+
 /// Everything that can go wrong in a retraining run; every message names the field, file or
 /// value at fault.
 #[derive(Debug, thiserror::Error)]

@@ -51,12 +51,12 @@ pub fn build_optimizer(recipe: &Recipe) -> ModuleOptimizer {
     let clip = recipe.regularization.clip_grad_norm;
     let mut opt = match o.kind {
         OptimizerKind::Sgd => {
-            let momentum = (o.momentum > 0.0).then(|| MomentumConfig {
+            let momentum = (o.momentum > 0.0).then_some(MomentumConfig {
                 momentum: o.momentum,
                 dampening: 0.0,
                 nesterov: o.nesterov,
             });
-            let decay = (o.weight_decay > 0.0).then(|| WeightDecayConfig {
+            let decay = (o.weight_decay > 0.0).then_some(WeightDecayConfig {
                 penalty: o.weight_decay as f32,
             });
             SgdConfig::new()

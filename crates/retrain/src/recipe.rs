@@ -84,10 +84,12 @@ pub enum NanPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// HyTra only: divide every width by this (tiny test networks); 1 = the real network.
-    pub width_divisor: usize,
-    /// HyTra only: maximum drop-path rate of the ResConv layers (spec §2.6).
-    pub drop_path_rate: f64,
+    /// HyTra networks only (no effect on NATS/MBConv): divide every width by this (tiny test
+    /// networks); 1 = the real network.
+    pub hytra_width_divisor: usize,
+    /// HyTra networks only (no effect on NATS/MBConv): maximum drop-path rate of BossNet's
+    /// ResConv layers (spec §2.6).
+    pub hytra_drop_path_rate: f64,
 }
 
 /// Data and its augmentation.
@@ -249,8 +251,8 @@ impl Recipe {
             device: "cpu".into(),
             nan_policy: NanPolicy::Abort,
             model: ModelSection {
-                width_divisor: 1,
-                drop_path_rate: 0.0,
+                hytra_width_divisor: 1,
+                hytra_drop_path_rate: 0.0,
             },
             data: DataSection {
                 image_size: 32,
@@ -324,14 +326,14 @@ impl Recipe {
                 r.data.synthetic = [32, 16];
                 r.data.num_threads = 2;
                 r.data.eval_batch_size = 16;
-                r.model.width_divisor = 16;
+                r.model.hytra_width_divisor = 16;
                 r.regularization.label_smoothing = 0.1;
                 r.regularization.model_ema_decay = 0.9;
                 r
             }
             "deit" => {
                 let mut r = Self::nats(name, 300);
-                r.model.drop_path_rate = 0.1;
+                r.model.hytra_drop_path_rate = 0.1;
                 r.data = DataSection {
                     image_size: 224,
                     train_crop: TrainCrop::RandomResized,
@@ -466,13 +468,17 @@ impl Recipe {
                 Err(invalid(name, p, "must be a probability in [0, 1]"))
             }
         };
-        if self.model.width_divisor == 0 {
-            return Err(invalid("model.width_divisor", 0, "must be at least 1"));
-        }
-        if !(0.0..1.0).contains(&self.model.drop_path_rate) {
+        if self.model.hytra_width_divisor == 0 {
             return Err(invalid(
-                "model.drop_path_rate",
-                self.model.drop_path_rate,
+                "model.hytra_width_divisor",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.model.hytra_drop_path_rate) {
+            return Err(invalid(
+                "model.hytra_drop_path_rate",
+                self.model.hytra_drop_path_rate,
                 "must be in [0, 1)",
             ));
         }
@@ -530,7 +536,7 @@ impl Recipe {
                 "each must be in [0, 1)",
             ));
         }
-        if !(o.eps > 0.0) {
+        if o.eps.is_nan() || o.eps <= 0.0 {
             return Err(invalid("optimizer.eps", o.eps, "must be positive"));
         }
         let s = &self.schedule;
@@ -554,7 +560,7 @@ impl Recipe {
                 "must be in [0, optimizer lr]",
             ));
         }
-        if !(s.warmup_lr >= 0.0) {
+        if s.warmup_lr.is_nan() || s.warmup_lr < 0.0 {
             return Err(invalid("schedule.warmup_lr", s.warmup_lr, "must be >= 0"));
         }
         let r = &self.regularization;

@@ -101,6 +101,8 @@ pub fn create_run(
 ) -> Result<RunDir, RetrainError> {
     recipe.validate()?;
     recipe.check_implemented()?;
+    // Fail before creating anything when the data cannot be opened.
+    open_sources(data, recipe)?;
     let run = RunDir::create(root)?;
     recipe.save_resolved(run.root())?;
     RunMeta {
@@ -178,6 +180,8 @@ struct Ckpt<'a> {
     run: &'a RunDir,
     keep: usize,
     num_classes: usize,
+    /// Optimizer steps per epoch.
+    spe: usize,
 }
 
 impl Ckpt<'_> {
@@ -187,10 +191,10 @@ impl Ckpt<'_> {
         ema: Option<&ModelEma<RetrainNet>>,
         opt: &burn::optim::ModuleOptimizer,
         step: u64,
-        spe: usize,
         loader: &ensemble_bootstrap::data::ViewLoader,
         finished: bool,
     ) -> Result<PathBuf, RetrainError> {
+        let spe = self.spe;
         let mut records = vec![("model".to_string(), record_of(model))];
         if let Some(e) = ema {
             records.push(("ema".to_string(), record_of(&e.module)));
@@ -265,6 +269,7 @@ pub fn retrain(
         run,
         keep: recipe.checkpoint.keep,
         num_classes: sources.num_classes,
+        spe,
     };
     let stop_at = opts.max_steps.map_or(total, |m| m.min(total));
     let progress = if opts.progress && step < stop_at {
@@ -342,7 +347,7 @@ pub fn retrain(
         let epoch_end = step.is_multiple_of(spe as u64);
         let every = recipe.checkpoint.every_steps;
         if epoch_end || (every > 0 && step.is_multiple_of(every)) {
-            checkpoint = Some(ck.save(&model, ema.as_ref(), &opt, step, spe, &loader, false)?);
+            checkpoint = Some(ck.save(&model, ema.as_ref(), &opt, step, &loader, false)?);
             saved_at = step;
         }
         let ev = recipe.checkpoint.eval_every_epochs as u64;
@@ -360,7 +365,7 @@ pub fn retrain(
     progress.finish();
     if step < total {
         if saved_at != step || checkpoint.is_none() {
-            checkpoint = Some(ck.save(&model, ema.as_ref(), &opt, step, spe, &loader, false)?);
+            checkpoint = Some(ck.save(&model, ema.as_ref(), &opt, step, &loader, false)?);
         }
         return Ok(RetrainOutcome {
             finished: false,
@@ -384,7 +389,7 @@ pub fn retrain(
         &run.root().join(MODEL_FILE),
     )?;
     if !finished_before {
-        checkpoint = Some(ck.save(&model, ema.as_ref(), &opt, step, spe, &loader, true)?);
+        checkpoint = Some(ck.save(&model, ema.as_ref(), &opt, step, &loader, true)?);
     }
     Ok(RetrainOutcome {
         finished: true,

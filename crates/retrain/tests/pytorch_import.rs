@@ -36,8 +36,8 @@ fn pytorch_state_dict_reproduces_recorded_logits() {
     let arch = ArchSpec::parse(golden["arch"].as_str().unwrap()).unwrap();
     let classes = golden["classes"].as_u64().unwrap() as usize;
     let opts = ModelSection {
-        width_divisor: 1,
-        drop_path_rate: 0.0,
+        hytra_width_divisor: 1,
+        hytra_drop_path_rate: 0.0,
     };
     let mut net = build_model(&arch, classes, &opts, &device).unwrap();
     let before = net.num_params();
@@ -90,8 +90,8 @@ fn wrong_keys_or_missing_file_are_errors() {
     let device = Device::flex();
     let arch = ArchSpec::parse("8:16:8:16:8").unwrap();
     let opts = ModelSection {
-        width_divisor: 1,
-        drop_path_rate: 0.0,
+        hytra_width_divisor: 1,
+        hytra_drop_path_rate: 0.0,
     };
     let mut net = build_model(&arch, 10, &opts, &device).unwrap();
     // Without the key remapping, the stem and head are missing: refused, naming the file.

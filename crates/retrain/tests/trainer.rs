@@ -21,7 +21,6 @@ fn interrupted_and_resumed_run_equals_an_uninterrupted_one() {
     let device = Device::flex();
     let arch = ArchSpec::parse("8:8:8:8:8").unwrap();
     let mut recipe = Recipe::preset("tiny").unwrap();
-    recipe.model.width_divisor = 1;
     recipe.schedule.epochs = 2;
     recipe.regularization.mixup_alpha = 0.2;
     recipe.regularization.cutmix_alpha = 1.0;
@@ -82,8 +81,7 @@ fn corrupt_checkpoint_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::flex();
     let arch = ArchSpec::parse("8:8:8:8:8").unwrap();
-    let mut recipe = Recipe::preset("tiny").unwrap();
-    recipe.model.width_divisor = 1;
+    let recipe = Recipe::preset("tiny").unwrap();
     let run = create_run(dir.path(), &arch, &recipe, "synthetic").unwrap();
     let out = retrain(&run, &device, &opts(Some(1))).unwrap();
     let ck = out.checkpoint.unwrap();
@@ -102,7 +100,6 @@ fn non_finite_loss_stops_the_run() {
     let device = Device::flex();
     let arch = ArchSpec::parse("8:8:8:8:8").unwrap();
     let mut recipe = Recipe::preset("tiny").unwrap();
-    recipe.model.width_divisor = 1;
     recipe.optimizer.lr = 1e30;
     recipe.schedule.epochs = 3;
     let run = create_run(dir.path(), &arch, &recipe, "synthetic").unwrap();
@@ -116,7 +113,7 @@ fn a_tiny_bossnet_and_an_unimplemented_recipe() {
     let device = Device::flex();
     let arch = ArchSpec::parse("bossnet-t0").unwrap();
     let mut recipe = Recipe::preset("tiny").unwrap();
-    recipe.model.drop_path_rate = 0.1;
+    recipe.model.hytra_drop_path_rate = 0.1;
     recipe.optimizer = Recipe::preset("deit").unwrap().optimizer;
     let run = create_run(&dir.path().join("t0"), &arch, &recipe, "synthetic").unwrap();
     let out = retrain(&run, &device, &opts(Some(2))).unwrap();
