@@ -156,6 +156,17 @@ pub fn load_pytorch(
     Ok(result)
 }
 
+/// Tensor paths of `model` as a PyTorch state dict would have to name them after remapping
+/// (enum variants left out, BN `gamma`/`beta`/`running_*`): the right-hand side of the key
+/// remapping to write for an official checkpoint.
+pub fn module_paths(model: &RetrainNet) -> Vec<String> {
+    model
+        .collect(None, None, true)
+        .into_iter()
+        .map(|t| t.name)
+        .collect()
+}
+
 /// Rejects patterns burn-store's remapper would panic on.
 fn regex_check(pattern: &str) -> Result<(), String> {
     burn_store::KeyRemapper::new()
@@ -168,6 +179,21 @@ fn regex_check(pattern: &str) -> Result<(), String> {
 mod tests {
     use super::*;
     use burn::tensor::{Distribution, Tensor};
+
+    #[test]
+    fn module_paths_name_every_tensor() {
+        let spec = ArchSpec::parse("8:16:8:16:8").unwrap();
+        let opts = ModelSection {
+            hytra_width_divisor: 1,
+            hytra_drop_path_rate: 0.0,
+        };
+        let net = build_model(&spec, 10, &opts, &Device::flex()).unwrap();
+        let paths = module_paths(&net);
+        assert!(paths.contains(&"stem_conv.weight".to_string()), "{paths:?}");
+        assert!(paths.contains(&"cell2.skip.bn.running_var".to_string()));
+        assert!(paths.contains(&"classifier.weight".to_string()));
+        assert!(paths.iter().all(|p| !p.contains("Nats")));
+    }
 
     #[test]
     fn export_then_load_gives_the_same_outputs() {
