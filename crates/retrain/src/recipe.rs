@@ -16,7 +16,7 @@
 //!   on every parameter, lr 0.1 per-iteration cosine to 0, batch 256, 90 epochs, pad-4 crop +
 //!   flip, plain cross-entropy.
 //! - `nats-cifar-hp200`: the same with 200 epochs.
-//! - `nats-cifar-short`: a CPU budget of the same recipe (5,000 training images, 4 epochs,
+//! - `nats-cifar-short`: a CPU budget of the same recipe (4,000 training images, 3 epochs,
 //!   batch 64, 2,000 test images) used by the ground-truth sanity run.
 //! - `tiny`: seconds on a CPU, for CI (1 epoch over 32 images).
 
@@ -312,9 +312,9 @@ impl Recipe {
             "nats-cifar" => Self::nats(name, 90),
             "nats-cifar-hp200" => Self::nats(name, 200),
             "nats-cifar-short" => {
-                let mut r = Self::nats(name, 4);
+                let mut r = Self::nats(name, 3);
                 r.schedule.batch_size = 64;
-                r.data.train_subset = 5000;
+                r.data.train_subset = 4000;
                 r.data.test_subset = 2000;
                 r
             }
