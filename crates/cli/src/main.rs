@@ -5,6 +5,7 @@
 
 mod arch_cmd;
 mod nats_cmd;
+mod retrain_cmd;
 mod search_cmd;
 mod space_cmd;
 mod train_cmd;
@@ -38,6 +39,12 @@ enum Command {
     Rate(search_cmd::RateArgs),
     /// Block-wise search from a run's rankings, optionally under a MAdds/parameter budget.
     Search(search_cmd::SearchArgs),
+    /// Retrain an architecture with a supervised recipe (checkpoints, resume, export).
+    Retrain(retrain_cmd::RetrainArgs),
+    /// Top-1/top-5 of a retrained run, checkpoint or exported network.
+    Eval(retrain_cmd::EvalArgs),
+    /// Retrain NATS-SSS networks briefly and correlate with the NATS-Bench ground truth.
+    RetrainSanity(retrain_cmd::SanityArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +56,9 @@ fn main() -> ExitCode {
         Command::Train(args) => train_cmd::run(args),
         Command::Rate(args) => search_cmd::rate(args),
         Command::Search(args) => search_cmd::search(args),
+        Command::Retrain(args) => retrain_cmd::retrain_run(args),
+        Command::Eval(args) => retrain_cmd::eval(args),
+        Command::RetrainSanity(args) => retrain_cmd::sanity(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

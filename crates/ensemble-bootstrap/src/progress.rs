@@ -40,6 +40,14 @@ impl Progress {
         }
     }
 
+    /// Advances one step with a free-form message (e.g. supervised retraining figures).
+    pub fn step_message(&self, message: impl Into<String>) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(message.into());
+            bar.inc(1);
+        }
+    }
+
     /// A line above the bar; nothing when hidden.
     pub fn println(&self, line: impl AsRef<str>) {
         if let Some(bar) = &self.bar {

@@ -124,9 +124,11 @@ impl ImageSource for SyntheticImages {
 }
 
 /// Training and test sources.
-type SourcePair = (Arc<dyn ImageSource>, Arc<dyn ImageSource>);
+pub type SourcePair = (Arc<dyn ImageSource>, Arc<dyn ImageSource>);
 
-fn cifar10_sources(root: &Path) -> Result<SourcePair, String> {
+/// CIFAR-10 train and test sources under `root`: the binary batches or the JPEG/PNG image
+/// tree (see the error message for the accepted layouts).
+pub fn cifar10_sources(root: &Path) -> Result<SourcePair, String> {
     // 1. Binary batches: root/data_batch_1.bin or root/cifar-10-batches-bin/data_batch_1.bin.
     let bin_candidates = [root.to_path_buf(), root.join("cifar-10-batches-bin")];
     if bin_candidates

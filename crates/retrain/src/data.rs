@@ -1,0 +1,268 @@
+//! Training and test data of a retraining run, on top of the `ensemble_bootstrap` data
+//! pipeline (CIFAR binaries, the CIFAR-10 JPEG tree, ImageNet-style folders, synthetic images;
+//! deterministic parallel [`ViewLoader`] with a resumable position).
+//!
+//! `--data` is a directory, or `synthetic` (seeded noise images, for CI).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ensemble_bootstrap::data::augment::{Blur, ColorJitter, CropConfig, Normalize};
+use ensemble_bootstrap::data::{
+    CorruptImagePolicy, ImageFolder, ImageSource, LoaderConfig, PairMode, Subset, ViewConfig,
+    ViewLoader,
+};
+use ensemble_bootstrap::setup::{SyntheticImages, cifar10_sources};
+
+use crate::RetrainError;
+use crate::recipe::{Recipe, TrainCrop};
+
+/// The `--data` value that selects synthetic images.
+pub const SYNTHETIC: &str = "synthetic";
+
+/// Train and test images of a run.
+#[derive(Clone)]
+pub struct Sources {
+    /// Training images (after `data.train_subset`).
+    pub train: Arc<dyn ImageSource>,
+    /// Test images (after `data.test_subset`).
+    pub test: Arc<dyn ImageSource>,
+    /// Classes (the classifier width).
+    pub num_classes: usize,
+    /// One line for logs.
+    pub description: String,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// Opens `data` (a directory or [`SYNTHETIC`]) and applies the recipe's subset caps.
+///
+/// Directories: CIFAR-10 binaries or JPEG tree (`train/`, `test/`), or an ImageNet-style
+/// `train/` + `val/` class-folder tree.
+pub fn open_sources(data: &str, recipe: &Recipe) -> Result<Sources, RetrainError> {
+    let d = &recipe.data;
+    let (train, test): (Arc<dyn ImageSource>, Arc<dyn ImageSource>) = if data == SYNTHETIC {
+        let train = SyntheticImages {
+            len: d.synthetic[0],
+            size: d.image_size,
+            seed: recipe.seed ^ 0x5157_7E71,
+            classes: 10,
+        };
+        let test = SyntheticImages {
+            len: d.synthetic[1],
+            seed: recipe.seed ^ 0x7E57,
+            ..train.clone()
+        };
+        (Arc::new(train), Arc::new(test))
+    } else {
+        let root = Path::new(data);
+        if !root.is_dir() {
+            return Err(RetrainError::Data(format!(
+                "{data}: not a directory (give a CIFAR-10 directory, an image tree with \
+                 train/ and val/, or `{SYNTHETIC}`)"
+            )));
+        }
+        match cifar10_sources(root) {
+            Ok(pair) => pair,
+            Err(cifar_err) => {
+                if root.join("train").is_dir() && root.join("val").is_dir() {
+                    let train = ImageFolder::new(root.join("train"))?;
+                    let val = ImageFolder::new(root.join("val"))?;
+                    (Arc::new(train), Arc::new(val))
+                } else {
+                    return Err(RetrainError::Data(format!(
+                        "{cifar_err}; an ImageNet-style {data}/train/ + {data}/val/ tree is \
+                         accepted too"
+                    )));
+                }
+            }
+        }
+    };
+    if train.num_classes() != test.num_classes() {
+        return Err(RetrainError::Data(format!(
+            "{} has {} classes but {} has {}",
+            train.describe(),
+            train.num_classes(),
+            test.describe(),
+            test.num_classes()
+        )));
+    }
+    let cap = |s: Arc<dyn ImageSource>, max: usize, salt: u64| -> Arc<dyn ImageSource> {
+        if max == 0 || max >= s.len() {
+            s
+        } else {
+            Arc::new(Subset::all(s).cap(max, recipe.seed ^ salt))
+        }
+    };
+    let train = cap(train, d.train_subset, 0x7121);
+    let test = cap(test, d.test_subset, 0x7E57);
+    if train.is_empty() || test.is_empty() {
+        return Err(RetrainError::Data(format!(
+            "{data}: no images (train {}, test {})",
+            train.len(),
+            test.len()
+        )));
+    }
+    let num_classes = train.num_classes();
+    let description = format!(
+        "train: {} images; test: {} images; {num_classes} classes",
+        train.len(),
+        test.len()
+    );
+    Ok(Sources {
+        train,
+        test,
+        num_classes,
+        description,
+    })
+}
+
+fn normalize(recipe: &Recipe) -> Normalize {
+    match recipe.data.normalize.as_str() {
+        "imagenet" => Normalize::IMAGENET,
+        _ => Normalize::CIFAR,
+    }
+}
+
+fn view(crop: CropConfig, hflip_p: f64, normalize: Normalize) -> ViewConfig {
+    ViewConfig {
+        crop,
+        hflip_p,
+        color_jitter: ColorJitter {
+            p: 0.0,
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+            hue: 0.0,
+        },
+        grayscale_p: 0.0,
+        blur: Blur {
+            p: 0.0,
+            sigma: [0.1, 2.0],
+        },
+        solarize_p: 0.0,
+        normalize,
+    }
+}
+
+/// The training view: crop, flip, normalisation.
+pub fn train_view(recipe: &Recipe) -> ViewConfig {
+    let d = &recipe.data;
+    let crop = match d.train_crop {
+        TrainCrop::PadCrop => CropConfig::PadCrop {
+            size: d.image_size,
+            padding: d.padding,
+        },
+        TrainCrop::RandomResized => CropConfig::RandomResized {
+            size: d.image_size,
+            scale: [0.08, 1.0],
+            ratio: [3.0 / 4.0, 4.0 / 3.0],
+        },
+        TrainCrop::None => CropConfig::None,
+    };
+    view(crop, d.hflip_p, normalize(recipe))
+}
+
+/// The evaluation view: the image as it is, normalised.
+pub fn eval_view(recipe: &Recipe) -> ViewConfig {
+    view(CropConfig::None, 0.0, normalize(recipe))
+}
+
+/// Shuffled, drop-last training batches (view 1 of a shared pair is the training image).
+pub fn train_loader(
+    source: Arc<dyn ImageSource>,
+    recipe: &Recipe,
+) -> Result<ViewLoader, RetrainError> {
+    let v = train_view(recipe);
+    let cfg = LoaderConfig {
+        batch_size: recipe.schedule.batch_size,
+        seed: recipe.seed,
+        shuffle: true,
+        drop_last: true,
+        pair_mode: PairMode::Shared,
+        view1: v.clone(),
+        view2: v,
+        corrupt_policy: CorruptImagePolicy::Fail,
+        num_threads: recipe.data.num_threads,
+    };
+    ViewLoader::new(source, cfg).map_err(|e| {
+        RetrainError::Data(format!(
+            "{e} (schedule.batch_size = {}; lower it or use more images)",
+            recipe.schedule.batch_size
+        ))
+    })
+}
+
+/// In-order evaluation batches (every image once).
+pub fn eval_loader(
+    source: Arc<dyn ImageSource>,
+    recipe: &Recipe,
+) -> Result<ViewLoader, RetrainError> {
+    let v = eval_view(recipe);
+    let cfg = LoaderConfig {
+        batch_size: recipe.data.eval_batch_size,
+        seed: recipe.seed,
+        shuffle: false,
+        drop_last: false,
+        pair_mode: PairMode::Shared,
+        view1: v.clone(),
+        view2: ViewConfig {
+            // The second view is not used: keep it the same (cheap, same size).
+            ..v
+        },
+        corrupt_policy: CorruptImagePolicy::Fail,
+        num_threads: recipe.data.num_threads,
+    };
+    Ok(ViewLoader::new(source, cfg)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_and_missing_directories() {
+        let r = Recipe::preset("tiny").unwrap();
+        let s = open_sources(SYNTHETIC, &r).unwrap();
+        assert_eq!((s.train.len(), s.test.len(), s.num_classes), (32, 16, 10));
+        let e = open_sources("/nonexistent/cifar", &r)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/cifar"), "{e}");
+        let empty = tempfile::tempdir().unwrap();
+        let e = open_sources(empty.path().to_str().unwrap(), &r)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CIFAR-10") && e.contains("val/"), "{e}");
+    }
+
+    #[test]
+    fn real_cifar_fixture_through_the_loader() {
+        // The 20 exact CIFAR-10 test images in the official binary layout, as every batch.
+        let shared = ensemble_bootstrap::data::shared_data_dir().unwrap();
+        let bin = std::fs::read(shared.join("cifar-exact/cifar10_test_first20.bin")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "data_batch_1.bin",
+            "data_batch_2.bin",
+            "data_batch_3.bin",
+            "data_batch_4.bin",
+            "data_batch_5.bin",
+            "test_batch.bin",
+        ] {
+            std::fs::write(dir.path().join(f), &bin).unwrap();
+        }
+        let mut r = Recipe::preset("tiny").unwrap();
+        r.data.train_subset = 0;
+        let s = open_sources(dir.path().to_str().unwrap(), &r).unwrap();
+        assert_eq!((s.train.len(), s.test.len()), (100, 16));
+        let mut l = train_loader(s.train.clone(), &r).unwrap();
+        let b = l.next_batch(&burn::tensor::Device::flex()).unwrap();
+        assert_eq!(b.pairs[0].0.dims(), [8, 3, 32, 32]);
+        assert!(b.labels.iter().all(|&l| l < 10));
+    }
+}
