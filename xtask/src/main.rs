@@ -3,6 +3,7 @@
 //! `reproduce --suite <name>` runs one of the paper's reproduction suites end to end and writes
 //! `reports/<suite>/report.md` and `report.json`.
 
+mod bench;
 mod spaces_suite;
 
 use std::path::PathBuf;
@@ -29,6 +30,9 @@ enum Command {
         #[arg(long, default_value = "reports")]
         out: PathBuf,
     },
+    /// Time forward+backward of the real blocks and one training step, against PyTorch when
+    /// BENCH_PYTHON is set. Build with --release: `cargo run --release -p xtask -- bench`.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,5 +65,6 @@ fn run(cli: Cli) -> Result<()> {
                  (issue \"Ensemble-bootstrapping supernet training\"); only `--suite spaces` runs today"
             ),
         },
+        Command::Bench(args) => bench::run(args),
     }
 }
