@@ -3,6 +3,7 @@
 // HyTra ops (search-time and retraining versions).
 pub mod attention;
 pub mod device;
+pub mod fast_conv;
 pub mod hytra_layers;
 pub mod peg;
 pub mod res_att;
