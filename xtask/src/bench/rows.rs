@@ -4,7 +4,7 @@
 
 use bossnas_blocks::mbconv::{MbconvLayer, MbconvLayerConfig};
 use bossnas_blocks::res_att::{ResAtt, ResAttConfig};
-use bossnas_blocks::res_conv::{ResConv, ResConvConfig};
+use bossnas_blocks::res_conv::ResConvConfig;
 use bossnas_supernet::Supernet;
 use bossnas_supernet::nats::NatsSupernetConfig;
 use burn::module::Module;
@@ -140,7 +140,3 @@ fn nats_block0(d: &Device) -> Box<dyn FnMut()> {
     let x = input([256, 3, 32, 32], d);
     Box::new(move || backward(net.forward_block(x.clone(), &[], &[7, 3]), &net))
 }
-
-// Keep the unused-import lint quiet for the two module types named only in signatures.
-#[allow(dead_code)]
-fn _types(_: &ResConv) {}
