@@ -3,6 +3,7 @@
 //! `reproduce --suite <name>` runs one of the paper's reproduction suites end to end and writes
 //! `reports/<suite>/report.md` and `report.json`.
 
+mod bench;
 mod search_suite;
 mod spaces_suite;
 mod suite_report;
@@ -32,6 +33,9 @@ enum Command {
     Reproduce(ReproduceArgs),
     /// Training throughput of block 0 of a preset on a device (images/s; GPU vs CPU).
     Throughput(throughput::ThroughputArgs),
+    /// Time forward+backward of the real blocks and one training step, against PyTorch when
+    /// BENCH_PYTHON is set. Build with --release: `cargo run --release -p xtask -- bench`.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,6 +88,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Reproduce(args) => reproduce(args),
         Command::Throughput(args) => throughput::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -94,7 +94,7 @@ impl Mhsa {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, _, h, w] = x.dims();
         let (heads, d, n) = (self.heads, self.dim_head, h * w);
-        let qkv = self.to_qkv.forward(x).reshape([b, 3 * heads, d, n]);
+        let qkv = crate::fast_conv::forward(&self.to_qkv, x).reshape([b, 3 * heads, d, n]);
         let q = qkv.clone().narrow(1, 0, heads);
         let k = qkv.clone().narrow(1, heads, heads);
         let v = qkv.narrow(1, 2 * heads, heads);

@@ -129,7 +129,7 @@ impl ConvBnActConfig {
 impl ConvBnAct {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.bn.forward(self.conv.forward(x));
+        let y = self.bn.forward(crate::fast_conv::forward(&self.conv, x));
         match self.act {
             Some(a) => a.apply(y),
             None => y,
@@ -192,7 +192,7 @@ impl AvgDown {
             Some(p) => p.forward(x),
             None => x,
         };
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(crate::fast_conv::forward(&self.conv, x))
     }
 }
 

@@ -2,7 +2,9 @@
 
 // HyTra ops (search-time and retraining versions).
 pub mod attention;
+pub mod cpu_alloc;
 pub mod device;
+pub mod fast_conv;
 pub mod hytra_layers;
 pub mod peg;
 pub mod res_att;

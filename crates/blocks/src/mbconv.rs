@@ -76,7 +76,10 @@ impl SqueezeExciteSilu {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let s = x.clone().mean_dim(3).mean_dim(2);
-        let gate = sigmoid(self.expand.forward(silu(self.reduce.forward(s))));
+        let gate = sigmoid(crate::fast_conv::forward(
+            &self.expand,
+            silu(crate::fast_conv::forward(&self.reduce, s)),
+        ));
         x * gate
     }
 }
@@ -166,13 +169,14 @@ pub struct InvertedResidual {
 impl InvertedResidual {
     /// The branch output (no residual). See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = silu(self.bn1.forward(self.expand.forward(x)));
+        let x = silu(self.bn1.forward(crate::fast_conv::forward(&self.expand, x)));
         let x = silu(self.bn2.forward(self.depthwise.forward(x)));
         let x = match &self.se {
             Some(se) => se.forward(x),
             None => x,
         };
-        self.bn3.forward(self.project.forward(x))
+        self.bn3
+            .forward(crate::fast_conv::forward(&self.project, x))
     }
 }
 
@@ -242,7 +246,7 @@ impl MbconvShortcut {
             x
         };
         match (&self.conv, &self.bn) {
-            (Some(c), Some(bn)) => bn.forward(c.forward(x)),
+            (Some(c), Some(bn)) => bn.forward(crate::fast_conv::forward(c, x)),
             _ => x,
         }
     }
@@ -375,7 +379,7 @@ impl MbconvStem {
             Some(se) => se.forward(x),
             None => x,
         };
-        let y = self.pw_bn.forward(self.pw.forward(x));
+        let y = self.pw_bn.forward(crate::fast_conv::forward(&self.pw, x));
         let [_, c_in, _, _] = inp.dims();
         let [_, c_out, _, _] = y.dims();
         // timm adds the block input back when the widths agree (stride is 1).

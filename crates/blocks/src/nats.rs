@@ -134,7 +134,8 @@ pub struct ReluConvBn {
 impl ReluConvBn {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(relu(x)))
+        self.bn
+            .forward(crate::fast_conv::forward(&self.conv, relu(x)))
     }
 }
 
@@ -167,7 +168,7 @@ impl FactorizedReduce {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = if self.leading_relu { relu(x) } else { x };
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(crate::fast_conv::forward(&self.conv, x))
     }
 }
 
@@ -267,7 +268,7 @@ impl NatsResBlock {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let branch = self.conv_b.forward(self.conv_a.forward(x.clone()));
-        self.down.forward(avg_pool_2x2(x)) + branch
+        crate::fast_conv::forward(&self.down, avg_pool_2x2(x)) + branch
     }
 }
 

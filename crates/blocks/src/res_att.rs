@@ -95,7 +95,9 @@ impl ResAtt {
         let (h, residual) = self.entry_for(stride).forward(x);
         let h = self.mhsa.forward(relu(h));
         let h = relu(self.bn_att.forward(h));
-        let h = self.bn_out.forward(self.conv_out.forward(h));
+        let h = self
+            .bn_out
+            .forward(crate::fast_conv::forward(&self.conv_out, h));
         relu(h + residual)
     }
 

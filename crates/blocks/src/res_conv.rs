@@ -81,8 +81,11 @@ impl ResConv {
     /// If `stride == 2` and the op has no stride-2 entry, or `stride ∉ {1, 2}`.
     pub fn forward(&self, x: Tensor<4>, stride: usize) -> Tensor<4> {
         let (h, residual) = self.entry_for(stride).forward(x);
-        let h = relu(self.bn2.forward(self.conv2.forward(relu(h))));
-        let h = self.bn3.forward(self.conv3.forward(h));
+        let h = relu(
+            self.bn2
+                .forward(crate::fast_conv::forward(&self.conv2, relu(h))),
+        );
+        let h = self.bn3.forward(crate::fast_conv::forward(&self.conv3, h));
         relu(h + residual)
     }
 

@@ -61,7 +61,9 @@ impl SearchEntry {
             Some(s) => s.forward(x.clone()),
             None => x.clone(),
         };
-        let h = self.bn.forward(self.peg.forward(self.conv.forward(x)));
+        let h = self
+            .bn
+            .forward(self.peg.forward(crate::fast_conv::forward(&self.conv, x)));
         (h, residual)
     }
 }

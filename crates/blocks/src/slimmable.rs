@@ -11,7 +11,6 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
@@ -95,7 +94,7 @@ impl SlimConv2d {
         let w = self.weight.val().slice([0..c_out, 0..c_in, 0..k, 0..k]);
         let b = self.bias.as_ref().map(|b| b.val().narrow(0, 0, c_out));
         let opts = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1);
-        conv2d(x, w, b, opts)
+        crate::fast_conv::conv2d(x, w, b, opts)
     }
 }
 

@@ -48,6 +48,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Reuse freed tensor buffers instead of re-faulting them (docs/performance.md).
+    bossnas_blocks::cpu_alloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Space(cmd) => space_cmd::run(cmd),

@@ -105,12 +105,15 @@ impl BossResAtt {
             Some(s) => s.forward(x.clone()),
             None => x.clone(),
         };
-        let h = self
-            .proj_bn
-            .forward(self.peg.forward(self.proj_conv.forward(x)));
+        let h = self.proj_bn.forward(
+            self.peg
+                .forward(crate::fast_conv::forward(&self.proj_conv, x)),
+        );
         let h = self.mhsa.forward(act.apply(h));
         let h = act.apply(self.bn_att.forward(h));
-        let h = self.bn_out.forward(self.conv_out.forward(h));
+        let h = self
+            .bn_out
+            .forward(crate::fast_conv::forward(&self.conv_out, h));
         act.apply(h + residual)
     }
 }

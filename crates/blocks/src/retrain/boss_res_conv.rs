@@ -111,9 +111,12 @@ impl BossResConv {
             Some(s) => s.forward(x.clone()),
             None => x.clone(),
         };
-        let h = act.apply(self.bn1.forward(self.peg.forward(self.conv1.forward(x))));
-        let h = act.apply(self.bn2.forward(self.conv2.forward(h)));
-        let mut h = self.bn3.forward(self.conv3.forward(h));
+        let h = act.apply(
+            self.bn1
+                .forward(self.peg.forward(crate::fast_conv::forward(&self.conv1, x))),
+        );
+        let h = act.apply(self.bn2.forward(crate::fast_conv::forward(&self.conv2, h)));
+        let mut h = self.bn3.forward(crate::fast_conv::forward(&self.conv3, h));
         if let Some(se) = &self.se {
             h = se.forward(h);
         }

@@ -1,0 +1,55 @@
+//! The ensemble-bootstrapping training step row: the public pieces the `Trainer` step is
+//! made of (`ensemble_forward`, backward, `drop_zero_grads`, the LARS `ModuleOptimizer`,
+//! `Siamese::ema_update`) on the `nats-c10-cpu` preset's heads, NATS block 0, 8 paths.
+//! The trainer's own `step` is private and also pulls batches from a data loader; this row
+//! times the model work only, on fixed random views.
+
+use bossnas_supernet::BlockPath;
+use bossnas_supernet::nats::{NatsSupernet, NatsSupernetConfig};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Distribution, Tensor};
+use ensemble_bootstrap::config::RunConfig;
+use ensemble_bootstrap::lars::drop_zero_grads;
+use ensemble_bootstrap::siamese::{HeadSpec, Siamese};
+use ensemble_bootstrap::trainer::ensemble_forward;
+
+/// Micro-batch of the row (the `nats-c10-cpu` preset's batch).
+pub const BATCH: usize = 32;
+
+/// The 8 paths of one step: `[i, 7 - i]`, so every width occurs in both layers.
+pub fn paths() -> Vec<BlockPath> {
+    (0..8).map(|i| vec![i, 7 - i]).collect()
+}
+
+/// Builds the Siamese pair and returns the timed step.
+pub fn build(d: &Device) -> Box<dyn FnMut()> {
+    let cfg = RunConfig::preset("nats-c10-cpu").expect("preset nats-c10-cpu");
+    let backbone: NatsSupernet = NatsSupernetConfig::new().init(d);
+    let population = paths();
+    let spec = HeadSpec {
+        projector_in: cfg.heads.projector_in,
+        projector: cfg.projector(cfg.heads.projector_in.unwrap_or(1)),
+        predictor: cfg.predictor(),
+        spatial_adapters: false,
+    };
+    let (head, predictor) = spec.build(&backbone, &[], &population, d).expect("heads");
+    let mut siamese = Some(Siamese::new(backbone, head, predictor));
+    let mut optimizer = cfg.lars().init();
+    let lr = cfg.effective_lr();
+    let momentum = cfg.train.ema_momentum;
+    let view = || Tensor::random([BATCH, 3, 32, 32], Distribution::Normal(0.0, 1.0), d);
+    let pairs = vec![(view(), view())];
+    Box::new(move || {
+        let s = siamese.take().expect("siamese");
+        let (total, per_path) = ensemble_forward(&s, &pairs, &[], &population, false);
+        std::hint::black_box(Tensor::cat(per_path, 0).into_data());
+        let grads = GradientsParams::from_grads(total.backward(), &s.online);
+        let grads = drop_zero_grads(&s.online, grads);
+        let online = optimizer.step(lr, s.online, grads);
+        let s = Siamese {
+            online,
+            target: s.target,
+        };
+        siamese = Some(s.ema_update(momentum));
+    })
+}
