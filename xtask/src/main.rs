@@ -75,6 +75,8 @@ struct ReproduceArgs {
 }
 
 fn main() -> ExitCode {
+    // Reuse freed tensor buffers instead of re-faulting them (docs/performance.md).
+    bossnas_blocks::cpu_alloc::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
