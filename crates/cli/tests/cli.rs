@@ -1,15 +1,9 @@
 //! End-to-end tests of the `bossnas` binary: the figures of the spec come out of the CLI,
 //! and bad input gives a clear error and exit status 2 (never a panic).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn bossnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bossnas"))
-        .args(args)
-        .output()
-        .expect("run bossnas")
-}
+use common::{bossnas, fails_with, shared_data};
 
 fn json_of(args: &[&str]) -> serde_json::Value {
     let out = bossnas(args);
@@ -19,29 +13,6 @@ fn json_of(args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("valid JSON")
-}
-
-fn fails_with(args: &[&str], needle: &str) {
-    let out = bossnas(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(
-        err.contains(needle),
-        "{args:?}: expected {needle:?} in {err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
-}
-
-fn shared_data() -> PathBuf {
-    let dir = std::env::var_os("BOSSNAS_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    assert!(
-        dir.is_dir(),
-        "shared data not found at {} (set BOSSNAS_SHARED_DATA)",
-        dir.display()
-    );
-    dir
 }
 
 #[test]

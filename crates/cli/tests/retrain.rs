@@ -2,15 +2,11 @@
 //! network on real CIFAR-10 images (the exact fixture) with the `tiny` recipe, interrupted and
 //! resumed → evaluate the run, its checkpoint and its export. Plus bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn bossnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bossnas"))
-        .args(args)
-        .output()
-        .expect("run bossnas")
-}
+use std::path::{Path, PathBuf};
+
+use common::{bossnas, fails_with, shared_data};
 
 fn ok(args: &[&str]) -> String {
     let out = bossnas(args);
@@ -20,25 +16,6 @@ fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails_with(args: &[&str], needle: &str) {
-    let out = bossnas(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(
-        err.contains(needle),
-        "{args:?}: expected {needle:?} in {err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
-}
-
-fn shared_data() -> PathBuf {
-    let dir = std::env::var_os("BOSSNAS_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    assert!(dir.is_dir(), "shared data not found at {}", dir.display());
-    dir
 }
 
 /// A CIFAR-10 binary directory whose every batch is the 20 exact test images of the fixture.

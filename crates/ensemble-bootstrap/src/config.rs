@@ -569,21 +569,7 @@ impl RunConfig {
             path: path.to_path_buf(),
             message,
         };
-        let value: serde_json::Value = if json {
-            serde_json::from_str(text).map_err(|e| perr(e.to_string()))?
-        } else {
-            let v: toml::Value = toml::from_str(text).map_err(|e| perr(e.to_string()))?;
-            serde_json::to_value(v).map_err(|e| perr(e.to_string()))?
-        };
-        let value = match value.get("preset").and_then(|p| p.as_str()) {
-            Some(name) => {
-                let base =
-                    serde_json::to_value(Self::preset(name)?).map_err(|e| perr(e.to_string()))?;
-                merge(base, value)
-            }
-            None => value,
-        };
-        let config: RunConfig = serde_json::from_value(value).map_err(|e| perr(e.to_string()))?;
+        let config: RunConfig = parse_layered(text, json, Self::preset, perr)?;
         config.validate()?;
         Ok(config)
     }
@@ -818,6 +804,35 @@ impl RunConfig {
             .with_hidden(self.heads.predictor_hidden)
             .with_out(self.heads.projector_out)
     }
+}
+
+/// Parses TOML (or JSON) text into a `T`, deep-merged over the preset its top-level `preset`
+/// key names (if any): a file may override any subset of a preset. Shared by run configs and
+/// the retraining recipes (`bossnas-retrain`). Unknown keys are rejected by `T`'s serde
+/// attributes; `err` turns parse messages into the caller's error.
+pub fn parse_layered<T, E>(
+    text: &str,
+    json: bool,
+    preset: impl FnOnce(&str) -> Result<T, E>,
+    err: impl Fn(String) -> E,
+) -> Result<T, E>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    let value: serde_json::Value = if json {
+        serde_json::from_str(text).map_err(|e| err(e.to_string()))?
+    } else {
+        let v: toml::Value = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        serde_json::to_value(v).map_err(|e| err(e.to_string()))?
+    };
+    let value = match value.get("preset").and_then(|p| p.as_str()) {
+        Some(name) => {
+            let base = serde_json::to_value(preset(name)?).map_err(|e| err(e.to_string()))?;
+            merge(base, value)
+        }
+        None => value,
+    };
+    serde_json::from_value(value).map_err(|e| err(e.to_string()))
 }
 
 /// Deep merge: tables merge key by key, anything else in `over` replaces `base`.

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ensemble_bootstrap::data::augment::{Blur, ColorJitter, CropConfig, Normalize};
+use ensemble_bootstrap::data::augment::{CropConfig, Normalize};
 use ensemble_bootstrap::data::{
     CorruptImagePolicy, ImageFolder, ImageSource, LoaderConfig, PairMode, Subset, ViewConfig,
     ViewLoader,
@@ -128,27 +128,6 @@ fn normalize(recipe: &Recipe) -> Normalize {
     }
 }
 
-fn view(crop: CropConfig, hflip_p: f64, normalize: Normalize) -> ViewConfig {
-    ViewConfig {
-        crop,
-        hflip_p,
-        color_jitter: ColorJitter {
-            p: 0.0,
-            brightness: 0.0,
-            contrast: 0.0,
-            saturation: 0.0,
-            hue: 0.0,
-        },
-        grayscale_p: 0.0,
-        blur: Blur {
-            p: 0.0,
-            sigma: [0.1, 2.0],
-        },
-        solarize_p: 0.0,
-        normalize,
-    }
-}
-
 /// The training view: crop, flip, normalisation.
 pub fn train_view(recipe: &Recipe) -> ViewConfig {
     let d = &recipe.data;
@@ -164,12 +143,12 @@ pub fn train_view(recipe: &Recipe) -> ViewConfig {
         },
         TrainCrop::None => CropConfig::None,
     };
-    view(crop, d.hflip_p, normalize(recipe))
+    ViewConfig::plain(crop, d.hflip_p, normalize(recipe))
 }
 
 /// The evaluation view: the image as it is, normalised.
 pub fn eval_view(recipe: &Recipe) -> ViewConfig {
-    view(CropConfig::None, 0.0, normalize(recipe))
+    ViewConfig::plain(CropConfig::None, 0.0, normalize(recipe))
 }
 
 /// Shuffled, drop-last training batches (view 1 of a shared pair is the training image).
@@ -209,11 +188,9 @@ pub fn eval_loader(
         shuffle: false,
         drop_last: false,
         pair_mode: PairMode::Shared,
+        // The second view is not used: keep it the same (cheap, same size).
         view1: v.clone(),
-        view2: ViewConfig {
-            // The second view is not used: keep it the same (cheap, same size).
-            ..v
-        },
+        view2: v,
         corrupt_policy: CorruptImagePolicy::Fail,
         num_threads: recipe.data.num_threads,
     };

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use ensemble_bootstrap::config::parse_layered;
+
 use crate::RetrainError;
 
 /// Names accepted by [`Recipe::preset`].
@@ -226,23 +228,6 @@ fn invalid(field: &str, value: impl std::fmt::Display, expected: &str) -> Retrai
     RetrainError::Recipe(format!("{field} = {value}: {expected}"))
 }
 
-fn merge(base: serde_json::Value, over: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match (base, over) {
-        (Value::Object(mut b), Value::Object(o)) => {
-            for (k, v) in o {
-                let merged = match b.remove(&k) {
-                    Some(old) => merge(old, v),
-                    None => v,
-                };
-                b.insert(k, merged);
-            }
-            Value::Object(b)
-        }
-        (_, o) => o,
-    }
-}
-
 impl Recipe {
     fn nats(name: &str, epochs: usize) -> Self {
         Recipe {
@@ -416,22 +401,7 @@ impl Recipe {
 
     /// Parses TOML (or JSON) text with an optional `preset` base, then validates.
     pub fn parse(text: &str, json: bool) -> Result<Self, RetrainError> {
-        let perr = |m: String| RetrainError::Recipe(m);
-        let value: serde_json::Value = if json {
-            serde_json::from_str(text).map_err(|e| perr(e.to_string()))?
-        } else {
-            let v: toml::Value = toml::from_str(text).map_err(|e| perr(e.to_string()))?;
-            serde_json::to_value(v).map_err(|e| perr(e.to_string()))?
-        };
-        let value = match value.get("preset").and_then(|p| p.as_str()) {
-            Some(name) => {
-                let base =
-                    serde_json::to_value(Self::preset(name)?).map_err(|e| perr(e.to_string()))?;
-                merge(base, value)
-            }
-            None => value,
-        };
-        let r: Recipe = serde_json::from_value(value).map_err(|e| perr(e.to_string()))?;
+        let r: Recipe = parse_layered(text, json, Self::preset, RetrainError::Recipe)?;
         r.validate()?;
         Ok(r)
     }

@@ -431,12 +431,22 @@ impl ViewConfig {
 
     /// NATS/CIFAR views (both the same): pad-4 random 32×32 crop, flip, CIFAR normalisation.
     pub fn cifar() -> Self {
-        ViewConfig {
-            crop: CropConfig::PadCrop {
+        Self::plain(
+            CropConfig::PadCrop {
                 size: 32,
                 padding: 4,
             },
-            hflip_p: 0.5,
+            0.5,
+            Normalize::CIFAR,
+        )
+    }
+
+    /// Crop, flip and normalisation only: no colour jitter, grayscale, blur or solarisation
+    /// (supervised training and evaluation views).
+    pub fn plain(crop: CropConfig, hflip_p: f64, normalize: Normalize) -> Self {
+        ViewConfig {
+            crop,
+            hflip_p,
             color_jitter: ColorJitter {
                 p: 0.0,
                 brightness: 0.0,
@@ -450,7 +460,7 @@ impl ViewConfig {
                 sigma: [0.1, 2.0],
             },
             solarize_p: 0.0,
-            normalize: Normalize::CIFAR,
+            normalize,
         }
     }
 
