@@ -157,10 +157,26 @@ fn retrain_bad_input_is_a_clear_error() {
         &with(&["--arch", "8:8:8:8:8", "--recipe", "no-such"], &base),
         "no-such",
     );
+    let bad_recipe =
+        std::env::temp_dir().join(format!("bossnas-bad-ra-{}.toml", std::process::id()));
+    std::fs::write(
+        &bad_recipe,
+        "preset = \"tiny\"\n[regularization]\nrand_augment = \"rand-m9-zz1\"\n",
+    )
+    .unwrap();
     fails_with(
-        &with(&["--arch", "bossnet-t0", "--recipe", "deit"], &base),
+        &with(
+            &[
+                "--arch",
+                "8:8:8:8:8",
+                "--recipe",
+                bad_recipe.to_str().unwrap(),
+            ],
+            &base,
+        ),
         "rand_augment",
     );
+    let _ = std::fs::remove_file(&bad_recipe);
     fails_with(
         &[
             "retrain",

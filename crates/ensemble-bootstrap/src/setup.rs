@@ -273,6 +273,7 @@ pub fn loader_config(cfg: &RunConfig) -> LoaderConfig {
         view2,
         corrupt_policy: CorruptImagePolicy::Fail,
         num_threads: d.num_workers.max(1),
+        repeats: 1,
     }
 }
 

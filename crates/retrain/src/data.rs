@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ensemble_bootstrap::data::augment::{CropConfig, Normalize};
+use ensemble_bootstrap::data::rand_augment::RandAugment;
 use ensemble_bootstrap::data::{
     CorruptImagePolicy, ImageFolder, ImageSource, LoaderConfig, PairMode, Subset, ViewConfig,
     ViewLoader,
@@ -15,7 +16,7 @@ use ensemble_bootstrap::data::{
 use ensemble_bootstrap::setup::{SyntheticImages, cifar10_sources};
 
 use crate::RetrainError;
-use crate::recipe::{Recipe, TrainCrop};
+use crate::recipe::{REPEATED_AUG_COPIES, Recipe, TrainCrop};
 
 /// The `--data` value that selects synthetic images.
 pub const SYNTHETIC: &str = "synthetic";
@@ -128,8 +129,14 @@ fn normalize(recipe: &Recipe) -> Normalize {
     }
 }
 
-/// The training view: crop, flip, normalisation.
-pub fn train_view(recipe: &Recipe) -> ViewConfig {
+/// timm's fill colour for RandAugment's geometric ops: the normalisation mean × 255, rounded.
+fn mean_colour(norm: &Normalize) -> [u8; 3] {
+    norm.mean
+        .map(|m| (m * 255.0).round().clamp(0.0, 255.0) as u8)
+}
+
+/// The training view: crop, flip, RandAugment (if the recipe names a policy), normalisation.
+pub fn train_view(recipe: &Recipe) -> Result<ViewConfig, RetrainError> {
     let d = &recipe.data;
     let crop = match d.train_crop {
         TrainCrop::PadCrop => CropConfig::PadCrop {
@@ -143,12 +150,35 @@ pub fn train_view(recipe: &Recipe) -> ViewConfig {
         },
         TrainCrop::None => CropConfig::None,
     };
-    ViewConfig::plain(crop, d.hflip_p, normalize(recipe))
+    let norm = normalize(recipe);
+    let policy = recipe.regularization.rand_augment.trim();
+    let rand_augment = if policy.is_empty() {
+        None
+    } else {
+        Some(
+            RandAugment::parse(policy, mean_colour(&norm))
+                .map_err(|e| RetrainError::Recipe(format!("regularization.rand_augment: {e}")))?,
+        )
+    };
+    Ok(ViewConfig {
+        rand_augment,
+        ..ViewConfig::plain(crop, d.hflip_p, norm)
+    })
 }
 
-/// The evaluation view: the image as it is, normalised.
+/// The evaluation view: with `eval_crop_pct` < 1, shorter side to `⌊size / pct⌋` and a centred
+/// `size` square (timm/DeiT); else the image as it is. Normalised.
 pub fn eval_view(recipe: &Recipe) -> ViewConfig {
-    ViewConfig::plain(CropConfig::None, 0.0, normalize(recipe))
+    let d = &recipe.data;
+    let crop = if d.eval_crop_pct < 1.0 {
+        CropConfig::ResizeCenterCrop {
+            resize: (d.image_size as f64 / d.eval_crop_pct).floor() as usize,
+            size: d.image_size,
+        }
+    } else {
+        CropConfig::None
+    };
+    ViewConfig::plain(crop, 0.0, normalize(recipe))
 }
 
 /// Shuffled, drop-last training batches (view 1 of a shared pair is the training image).
@@ -156,7 +186,7 @@ pub fn train_loader(
     source: Arc<dyn ImageSource>,
     recipe: &Recipe,
 ) -> Result<ViewLoader, RetrainError> {
-    let v = train_view(recipe);
+    let v = train_view(recipe)?;
     let cfg = LoaderConfig {
         batch_size: recipe.schedule.batch_size,
         seed: recipe.seed,
@@ -167,6 +197,11 @@ pub fn train_loader(
         view2: v,
         corrupt_policy: CorruptImagePolicy::Fail,
         num_threads: recipe.data.num_threads,
+        repeats: if recipe.regularization.repeated_aug {
+            REPEATED_AUG_COPIES
+        } else {
+            1
+        },
     };
     ViewLoader::new(source, cfg).map_err(|e| {
         RetrainError::Data(format!(
@@ -193,6 +228,7 @@ pub fn eval_loader(
         view2: v,
         corrupt_policy: CorruptImagePolicy::Fail,
         num_threads: recipe.data.num_threads,
+        repeats: 1,
     };
     Ok(ViewLoader::new(source, cfg)?)
 }
@@ -215,6 +251,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("CIFAR-10") && e.contains("val/"), "{e}");
+    }
+
+    #[test]
+    fn deit_views_and_sampler() {
+        let r = Recipe::preset("deit").unwrap();
+        let v = train_view(&r).unwrap();
+        let ra = v.rand_augment.expect("deit uses RandAugment");
+        assert_eq!(
+            (ra.magnitude, ra.magnitude_std, ra.increasing),
+            (9.0, 0.5, true)
+        );
+        assert_eq!(ra.fill, [124, 116, 104]); // timm's img_mean for ImageNet
+        assert_eq!(
+            eval_view(&r).crop,
+            CropConfig::ResizeCenterCrop {
+                resize: 256,
+                size: 224
+            }
+        );
+        let nats = Recipe::preset("nats-cifar").unwrap();
+        assert!(train_view(&nats).unwrap().rand_augment.is_none());
+        assert_eq!(eval_view(&nats).crop, CropConfig::None);
+        // Repeated augmentation: batches hold each drawn image three times in a row.
+        let mut tiny = Recipe::preset("tiny").unwrap();
+        tiny.regularization.repeated_aug = true;
+        tiny.schedule.batch_size = 6;
+        let s = open_sources(SYNTHETIC, &tiny).unwrap();
+        let l = train_loader(s.train, &tiny).unwrap();
+        assert_eq!(l.config().repeats, REPEATED_AUG_COPIES);
+        let idx = l.batch_indices(0, 0);
+        assert!(idx[..3].iter().all(|&i| i == idx[0]) && idx[3..].iter().all(|&i| i == idx[3]));
     }
 
     #[test]

@@ -8,10 +8,9 @@
 //! - `deit`: the HyTra/BossNet retraining recipe of the official DeiT script (spec §7): AdamW
 //!   lr 5e-4·batch/512, wd 0.05, 300 epochs, 5 warm-up epochs from 1e-6, cosine to 1e-5,
 //!   label smoothing 0.1, mixup 0.8 / cutmix 1.0 (switch 0.5), random erasing 0.25,
-//!   RandAugment `rand-m9-mstd0.5-inc1`, repeated augmentation, drop-path 0.1, model EMA
-//!   0.99996, 224 random-resized crops, eval centre crop 0.875. **RandAugment, repeated
-//!   augmentation and the eval resize/centre crop are not implemented**: the trainer refuses
-//!   the recipe as it stands ([`Recipe::unimplemented`]); turn them off to run the rest.
+//!   RandAugment `rand-m9-mstd0.5-inc1`, repeated augmentation (3 copies), drop-path 0.1,
+//!   model EMA 0.99996, 224 random-resized crops, evaluation resize to 256 + centre crop 224
+//!   (`eval_crop_pct` 0.875).
 //! - `nats-cifar`: the NATS-Bench SSS CIFAR recipe (hp 90): SGD Nesterov momentum 0.9, wd 5e-4
 //!   on every parameter, lr 0.1 per-iteration cosine to 0, batch 256, 90 epochs, pad-4 crop +
 //!   flip, plain cross-entropy.
@@ -25,6 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use ensemble_bootstrap::config::parse_layered;
+use ensemble_bootstrap::data::rand_augment::RandAugment;
 
 use crate::RetrainError;
 
@@ -36,6 +36,9 @@ pub const PRESETS: [&str; 5] = [
     "nats-cifar-short",
     "tiny",
 ];
+
+/// Copies per image under `regularization.repeated_aug` (DeiT's `RASampler(num_repeats=3)`).
+pub const REPEATED_AUG_COPIES: usize = 3;
 
 /// File name of the resolved recipe inside a run directory.
 pub const RESOLVED_RECIPE: &str = "recipe.resolved.toml";
@@ -116,7 +119,8 @@ pub struct DataSection {
     pub synthetic: [usize; 2],
     /// Decode/augment threads (0 = all cores).
     pub num_threads: usize,
-    /// Evaluation: resize to `image_size / eval_crop_pct`, centre crop (1.0 = off).
+    /// Evaluation: shorter side to `⌊image_size / eval_crop_pct⌋` (bicubic, antialiased), then
+    /// the centred `image_size` square (timm/DeiT); 1.0 = use the test images as they are.
     pub eval_crop_pct: f64,
     /// Evaluation batch size.
     pub eval_batch_size: usize,
@@ -180,10 +184,11 @@ pub struct RegularizationSection {
     pub mix_switch_prob: f64,
     /// Random erasing probability (per image; pixel mode, 1 box).
     pub random_erase_p: f64,
-    /// RandAugment policy string (timm, e.g. `rand-m9-mstd0.5-inc1`); empty = off.
-    /// **Not implemented**: a non-empty value is refused.
+    /// RandAugment policy string (timm, e.g. `rand-m9-mstd0.5-inc1`: keys `m`, `n`, `mstd`,
+    /// `mmax`, `inc`, `p`), applied after the flip; empty = off.
     pub rand_augment: String,
-    /// Repeated augmentation (DeiT's RASampler). **Not implemented**: `true` is refused.
+    /// Repeated augmentation (DeiT's RASampler): each epoch draws [`REPEATED_AUG_COPIES`]
+    /// independently augmented copies of a third of the images.
     pub repeated_aug: bool,
     /// Model EMA decay per step (timm ModelEmaV2, parameters and BN buffers); 0 = off.
     pub model_ema_decay: f64,
@@ -553,6 +558,15 @@ impl Recipe {
         prob("regularization.mix_prob", r.mix_prob)?;
         prob("regularization.mix_switch_prob", r.mix_switch_prob)?;
         prob("regularization.random_erase_p", r.random_erase_p)?;
+        if !r.rand_augment.trim().is_empty() {
+            RandAugment::parse(&r.rand_augment, [0; 3]).map_err(|e| {
+                invalid(
+                    "regularization.rand_augment",
+                    format!("{:?}", r.rand_augment),
+                    &format!("{e} (empty = off)"),
+                )
+            })?;
+        }
         if !(0.0..1.0).contains(&r.model_ema_decay) {
             return Err(invalid(
                 "regularization.model_ema_decay",
@@ -564,47 +578,6 @@ impl Recipe {
             return Err(invalid("checkpoint.keep", 0, "must be at least 1"));
         }
         Ok(())
-    }
-
-    /// The settings this recipe turns on that the trainer does not implement (field = value).
-    pub fn unimplemented(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let r = &self.regularization;
-        if !r.rand_augment.trim().is_empty() {
-            out.push(format!(
-                "regularization.rand_augment = {:?} (RandAugment is not implemented; set \"\")",
-                r.rand_augment
-            ));
-        }
-        if r.repeated_aug {
-            out.push(
-                "regularization.repeated_aug = true (repeated augmentation is not implemented; \
-                 set false)"
-                    .into(),
-            );
-        }
-        if self.data.eval_crop_pct != 1.0 {
-            out.push(format!(
-                "data.eval_crop_pct = {} (the resize + centre-crop evaluation transform is not \
-                 implemented; set 1.0 and give images of data.image_size)",
-                self.data.eval_crop_pct
-            ));
-        }
-        out
-    }
-
-    /// Errors when [`Recipe::unimplemented`] is not empty.
-    pub fn check_implemented(&self) -> Result<(), RetrainError> {
-        let missing = self.unimplemented();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(RetrainError::Recipe(format!(
-                "recipe `{}` enables what this trainer does not implement: {}",
-                self.preset.as_deref().unwrap_or("<file>"),
-                missing.join("; ")
-            )))
-        }
     }
 }
 
@@ -670,23 +643,22 @@ mod tests {
     }
 
     #[test]
-    fn deit_is_refused_until_its_missing_parts_are_off() {
+    fn deit_turns_on_its_augmentations_and_bad_policies_are_named() {
         let d = Recipe::preset("deit").unwrap();
-        let e = d.check_implemented().unwrap_err().to_string();
-        assert!(
-            e.contains("rand_augment") && e.contains("repeated_aug"),
-            "{e}"
-        );
-        let ok = Recipe::parse(
-            "preset = \"deit\"\n[regularization]\nrand_augment = \"\"\nrepeated_aug = false\n\
-             [data]\neval_crop_pct = 1.0\n",
-            false,
-        )
-        .unwrap();
-        ok.check_implemented().unwrap();
-        Recipe::preset("nats-cifar")
-            .unwrap()
-            .check_implemented()
-            .unwrap();
+        assert_eq!(d.regularization.rand_augment, "rand-m9-mstd0.5-inc1");
+        assert!(d.regularization.repeated_aug);
+        assert_eq!(d.data.eval_crop_pct, 0.875);
+        for policy in ["rand-q9", "augmix-m3", "rand-m9-p1.5"] {
+            let e = Recipe::parse(
+                &format!("preset = \"deit\"\n[regularization]\nrand_augment = \"{policy}\"\n"),
+                false,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("regularization.rand_augment") && e.contains(policy),
+                "{e}"
+            );
+        }
     }
 }

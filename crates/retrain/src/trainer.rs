@@ -100,7 +100,6 @@ pub fn create_run(
     data: &str,
 ) -> Result<RunDir, RetrainError> {
     recipe.validate()?;
-    recipe.check_implemented()?;
     // Fail before creating anything when the data cannot be opened.
     open_sources(data, recipe)?;
     let run = RunDir::create(root)?;
@@ -229,7 +228,6 @@ pub fn retrain(
 ) -> Result<RetrainOutcome, RetrainError> {
     let started = Instant::now();
     let (recipe, meta) = load_run(run.root())?;
-    recipe.check_implemented()?;
     let sources = open_sources(&meta.data, &recipe)?;
     let ad = device.clone().autodiff();
     let mut model = init_model(&meta, &recipe, sources.num_classes, &ad)?;

@@ -25,6 +25,10 @@ fn interrupted_and_resumed_run_equals_an_uninterrupted_one() {
     recipe.regularization.mixup_alpha = 0.2;
     recipe.regularization.cutmix_alpha = 1.0;
     recipe.regularization.random_erase_p = 0.5;
+    // DeiT's data pipeline too: RandAugment, repeated augmentation, resize + centre-crop eval.
+    recipe.regularization.rand_augment = "rand-m9-mstd0.5-inc1".into();
+    recipe.regularization.repeated_aug = true;
+    recipe.data.eval_crop_pct = 0.875;
 
     let whole = create_run(&dir.path().join("whole"), &arch, &recipe, "synthetic").unwrap();
     let a = retrain(&whole, &device, &opts(None)).unwrap();
@@ -108,7 +112,7 @@ fn non_finite_loss_stops_the_run() {
 }
 
 #[test]
-fn a_tiny_bossnet_and_an_unimplemented_recipe() {
+fn a_tiny_bossnet_and_a_bad_augmentation_policy() {
     let dir = tempfile::tempdir().unwrap();
     let device = Device::flex();
     let arch = ArchSpec::parse("bossnet-t0").unwrap();
@@ -120,10 +124,14 @@ fn a_tiny_bossnet_and_an_unimplemented_recipe() {
     assert_eq!(out.global_step, 2);
     assert!(out.last_loss.unwrap().is_finite());
 
-    let deit = Recipe::preset("deit").unwrap();
-    let e = create_run(&dir.path().join("deit"), &arch, &deit, "synthetic")
+    let mut bad = Recipe::preset("deit").unwrap();
+    bad.regularization.rand_augment = "rand-m9-x3".into();
+    let e = create_run(&dir.path().join("bad"), &arch, &bad, "synthetic")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("rand_augment"), "{e}");
-    assert!(!dir.path().join("deit").exists());
+    assert!(
+        e.contains("regularization.rand_augment") && e.contains("x3"),
+        "{e}"
+    );
+    assert!(!dir.path().join("bad").exists());
 }

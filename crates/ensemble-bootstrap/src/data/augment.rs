@@ -17,6 +17,8 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use super::rand_augment::RandAugment;
+use super::resample::{Filter, center_crop, resize_shorter_side};
 use super::{DataError, RgbImage};
 
 /// The RNG for augmentations: ChaCha8 is specified (portable, value-stable across platforms and
@@ -340,6 +342,9 @@ pub enum CropConfig {
     PadCrop { size: usize, padding: usize },
     /// Keep the image as is (all images of a batch must then share a size).
     None,
+    /// Evaluation: shorter side to `resize` (Pillow bicubic, antialiased), then the centred
+    /// `size × size` window (torchvision `Resize(resize)` + `CenterCrop(size)`).
+    ResizeCenterCrop { resize: usize, size: usize },
 }
 
 /// `RandomApply([ColorJitter(brightness, contrast, saturation, hue)], p)`. A zero strength
@@ -379,12 +384,15 @@ impl Normalize {
     };
 }
 
-/// One view's augmentation pipeline, applied in the official order: crop, flip, colour jitter,
-/// grayscale, blur, solarise, normalise.
+/// One view's augmentation pipeline, applied in the official order: crop, flip, RandAugment
+/// (supervised recipes only), colour jitter, grayscale, blur, solarise, normalise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ViewConfig {
     pub crop: CropConfig,
     pub hflip_p: f64,
+    /// timm RandAugment after the flip (DeiT's training view); `None` in the BYOL views.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rand_augment: Option<RandAugment>,
     pub color_jitter: ColorJitter,
     pub grayscale_p: f64,
     pub blur: Blur,
@@ -401,6 +409,7 @@ impl ViewConfig {
                 ratio: [3.0 / 4.0, 4.0 / 3.0],
             },
             hflip_p: 0.5,
+            rand_augment: None,
             color_jitter: ColorJitter {
                 p: 0.8,
                 brightness: 0.4,
@@ -447,6 +456,7 @@ impl ViewConfig {
         ViewConfig {
             crop,
             hflip_p,
+            rand_augment: None,
             color_jitter: ColorJitter {
                 p: 0.0,
                 brightness: 0.0,
@@ -490,6 +500,7 @@ impl ViewConfig {
             }
             CropConfig::PadCrop { size, .. } => *size > 0,
             CropConfig::None => true,
+            CropConfig::ResizeCenterCrop { resize, size } => *size > 0 && resize >= size,
         };
         if !crop_ok {
             return bad(format!("bad crop {:?}", self.crop));
@@ -507,6 +518,9 @@ impl ViewConfig {
         }
         if !self.normalize.std.iter().all(|s| *s > 0.0) {
             return bad(format!("non-positive std {:?}", self.normalize.std));
+        }
+        if let Some(ra) = &self.rand_augment {
+            ra.validate()?;
         }
         Ok(())
     }
@@ -532,9 +546,15 @@ impl ViewConfig {
                 pad_crop_at(img, *padding, top, left, *size)?
             }
             CropConfig::None => img.clone(),
+            CropConfig::ResizeCenterCrop { resize, size } => {
+                center_crop(&resize_shorter_side(img, *resize, Filter::Bicubic), *size)?
+            }
         };
         if coin(rng, self.hflip_p) {
             hflip(&mut out);
+        }
+        if let Some(ra) = &self.rand_augment {
+            out = ra.apply(&out, rng);
         }
         if coin(rng, self.color_jitter.p) {
             let cj = &self.color_jitter;

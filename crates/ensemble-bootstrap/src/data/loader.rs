@@ -58,6 +58,15 @@ pub struct LoaderConfig {
     pub corrupt_policy: CorruptImagePolicy,
     /// Worker threads for decode + augment; 0 = all available cores.
     pub num_threads: usize,
+    /// Repeated augmentation (DeiT's `RASampler`): each epoch takes `⌈n / repeats⌉` items of
+    /// the permutation, each `repeats` times in a row with independent views, `n` rows in all.
+    /// 1 = every item once.
+    #[serde(default = "one_copy")]
+    pub repeats: usize,
+}
+
+fn one_copy() -> usize {
+    1
 }
 
 impl LoaderConfig {
@@ -73,6 +82,7 @@ impl LoaderConfig {
             view2: ViewConfig::cifar(),
             corrupt_policy: CorruptImagePolicy::Fail,
             num_threads: 0,
+            repeats: 1,
         }
     }
 
@@ -140,9 +150,9 @@ impl ViewLoader {
     pub fn new(source: Arc<dyn ImageSource>, cfg: LoaderConfig) -> Result<Self, DataError> {
         cfg.view1.validate()?;
         cfg.view2.validate()?;
-        if cfg.batch_size == 0 || cfg.pair_mode.num_pairs() == 0 {
+        if cfg.batch_size == 0 || cfg.pair_mode.num_pairs() == 0 || cfg.repeats == 0 {
             return Err(DataError::Config(
-                "batch_size and the number of pairs must be positive".into(),
+                "batch_size, repeats and the number of pairs must be positive".into(),
             ));
         }
         let pool = rayon::ThreadPoolBuilder::new()
@@ -204,19 +214,41 @@ impl ViewLoader {
         }
     }
 
-    /// Item order of `epoch`: a seeded permutation, or `0..n` without shuffling.
+    /// Item order of `epoch`: a seeded permutation, or `0..n` without shuffling (with
+    /// `repeats` > 1, each of the first `⌈n / repeats⌉` items of it `repeats` times in a row).
     pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.source.len()).collect();
+        self.epoch_items(epoch)
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The epoch order as (item, copy): the copy number (0..repeats) selects independent views.
+    fn epoch_items(&self, epoch: u64) -> Vec<(usize, usize)> {
+        let n = self.source.len();
+        let mut order: Vec<usize> = (0..n).collect();
         if self.cfg.shuffle {
             let s = splitmix64(self.cfg.seed ^ 0x5EED_5EED) ^ epoch;
             order.shuffle(&mut ViewRng::seed_from_u64(splitmix64(s)));
         }
+        let r = self.cfg.repeats;
         order
+            .into_iter()
+            .flat_map(|i| (0..r).map(move |c| (i, c)))
+            .take(n)
+            .collect()
     }
 
     /// Item indices of batch `batch` of `epoch`.
     pub fn batch_indices(&self, epoch: u64, batch: u64) -> Vec<usize> {
-        let order = self.epoch_order(epoch);
+        self.batch_items(epoch, batch)
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn batch_items(&self, epoch: u64, batch: u64) -> Vec<(usize, usize)> {
+        let order = self.epoch_items(epoch);
         let start = (batch as usize * self.cfg.batch_size).min(order.len());
         let end = (start + self.cfg.batch_size).min(order.len());
         order[start..end].to_vec()
@@ -229,8 +261,8 @@ impl ViewLoader {
             self.pos.epoch += 1;
             self.pos.batch = 0;
         }
-        let idx = self.batch_indices(self.pos.epoch, self.pos.batch);
-        let out = self.load(&idx, self.pos.epoch, device)?;
+        let items = self.batch_items(self.pos.epoch, self.pos.batch);
+        let out = self.load_items(&items, self.pos.epoch, device)?;
         self.pos.batch += 1;
         Ok(out)
     }
@@ -243,16 +275,27 @@ impl ViewLoader {
         epoch: u64,
         device: &Device,
     ) -> Result<ViewPairs, DataError> {
+        let items: Vec<(usize, usize)> = indices.iter().map(|&i| (i, 0)).collect();
+        self.load_items(&items, epoch, device)
+    }
+
+    /// [`ViewLoader::load`] of (item, copy) rows.
+    fn load_items(
+        &self,
+        items: &[(usize, usize)],
+        epoch: u64,
+        device: &Device,
+    ) -> Result<ViewPairs, DataError> {
         let slots = 2 * self.cfg.pair_mode.num_pairs();
         let results: Vec<Result<Option<ItemViews>, DataError>> = self.pool.install(|| {
-            indices
+            items
                 .par_iter()
-                .map(|&i| self.item_views(i, epoch, slots))
+                .map(|&(i, copy)| self.item_views(i, copy, epoch, slots))
                 .collect()
         });
-        let mut rows: Vec<(usize, ItemViews)> = Vec::with_capacity(indices.len());
+        let mut rows: Vec<(usize, ItemViews)> = Vec::with_capacity(items.len());
         let mut skipped = Vec::new();
-        for (&i, r) in indices.iter().zip(results) {
+        for (&(i, _), r) in items.iter().zip(results) {
             match r? {
                 Some(v) => rows.push((i, v)),
                 None => skipped.push(i),
@@ -261,7 +304,7 @@ impl ViewLoader {
         if rows.is_empty() {
             return Err(DataError::Config(format!(
                 "batch of {} items has no decodable image",
-                indices.len()
+                items.len()
             )));
         }
         let b = rows.len();
@@ -298,6 +341,7 @@ impl ViewLoader {
     fn item_views(
         &self,
         index: usize,
+        copy: usize,
         epoch: u64,
         slots: usize,
     ) -> Result<Option<ItemViews>, DataError> {
@@ -319,7 +363,9 @@ impl ViewLoader {
                 } else {
                     &self.cfg.view2
                 };
-                let mut rng = ViewRng::seed_from_u64(view_seed(self.pos.seed, epoch, index, slot));
+                // Copy 0 keeps the plain seeds; a repeated copy draws its own views.
+                let seed = view_seed(self.pos.seed, epoch, index, slot + copy * slots);
+                let mut rng = ViewRng::seed_from_u64(seed);
                 cfg.view(&sample.image, &mut rng)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -363,6 +409,44 @@ mod tests {
         assert_ne!(a, c);
         assert_eq!(b.labels.len(), 8);
         assert!(b.skipped.is_empty());
+    }
+
+    #[test]
+    fn repeated_augmentation_gives_each_copy_its_own_views() {
+        let dev = Device::flex();
+        let cfg = LoaderConfig {
+            repeats: 3,
+            ..LoaderConfig::cifar(6, 4)
+        };
+        let mut l = ViewLoader::new(fixture(), cfg).unwrap();
+        let n = 20;
+        let order = l.epoch_order(0);
+        // n rows from ⌈20 / 3⌉ = 7 items, each three times in a row (the last one twice).
+        assert_eq!(order.len(), n);
+        for chunk in order.chunks(3) {
+            assert!(chunk.iter().all(|&i| i == chunk[0]), "{order:?}");
+        }
+        let mut distinct = order.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 7);
+        assert_eq!(l.batches_per_epoch(), 3);
+        let b = l.next_batch(&dev).unwrap();
+        assert_eq!(b.indices, order[..6]);
+        // The three copies of one image are augmented independently.
+        let v = values(&b.pairs[0].0);
+        let per = v.len() / 6;
+        let copies: Vec<&[f32]> = (0..3).map(|r| &v[r * per..(r + 1) * per]).collect();
+        assert_ne!(copies[0], copies[1]);
+        assert_ne!(copies[1], copies[2]);
+        // Copy 0 keeps the views of a loader without repeats.
+        let plain = ViewLoader::new(fixture(), LoaderConfig::cifar(6, 4)).unwrap();
+        let p = plain.load(&[order[0]], 0, &dev).unwrap();
+        assert_eq!(values(&p.pairs[0].0), copies[0]);
+        let zero = LoaderConfig {
+            repeats: 0,
+            ..LoaderConfig::cifar(6, 4)
+        };
+        assert!(ViewLoader::new(fixture(), zero).is_err());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! - [`ImageSource`]: indexable labelled RGB images, decoded on demand
 //!   ([`cifar::CifarBinary`], [`folder::ImageFolder`], [`split::Subset`]).
 //! - [`split`]: train / held-out splits (official or the NATS-style 25k/25k) and size caps.
-//! - [`augment`]: BYOL view augmentations on `u8` HWC images, driven by a seeded RNG.
+//! - [`augment`]: BYOL view augmentations on `u8` HWC images, driven by a seeded RNG;
+//!   [`rand_augment`] (timm RandAugment) and [`resample`] (Pillow-style antialiased resize,
+//!   resize + centre crop) for supervised retraining views.
 //! - [`loader`]: parallel decode + augment into `[B, 3, H, W]` view-pair tensors, with a
 //!   resumable [`loader::DataPosition`].
 //!
@@ -17,6 +19,8 @@ pub mod augment;
 pub mod cifar;
 pub mod folder;
 pub mod loader;
+pub mod rand_augment;
+pub mod resample;
 pub mod split;
 
 use std::path::{Path, PathBuf};
