@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ensemble_bootstrap::data::augment::{CropConfig, Normalize};
+use ensemble_bootstrap::data::augment::{CropConfig, Interpolation, Normalize};
 use ensemble_bootstrap::data::rand_augment::RandAugment;
 use ensemble_bootstrap::data::{
     CorruptImagePolicy, ImageFolder, ImageSource, LoaderConfig, PairMode, Subset, ViewConfig,
@@ -143,10 +143,12 @@ pub fn train_view(recipe: &Recipe) -> Result<ViewConfig, RetrainError> {
             size: d.image_size,
             padding: d.padding,
         },
+        // timm/DeiT: `--train-interpolation bicubic`.
         TrainCrop::RandomResized => CropConfig::RandomResized {
             size: d.image_size,
             scale: [0.08, 1.0],
             ratio: [3.0 / 4.0, 4.0 / 3.0],
+            interpolation: Interpolation::PilBicubic,
         },
         TrainCrop::None => CropConfig::None,
     };
@@ -257,12 +259,26 @@ mod tests {
     fn deit_views_and_sampler() {
         let r = Recipe::preset("deit").unwrap();
         let v = train_view(&r).unwrap();
-        let ra = v.rand_augment.expect("deit uses RandAugment");
+        let ra = v.rand_augment.clone().expect("deit uses RandAugment");
         assert_eq!(
             (ra.magnitude, ra.magnitude_std, ra.increasing),
             (9.0, 0.5, true)
         );
         assert_eq!(ra.fill, [124, 116, 104]); // timm's img_mean for ImageNet
+        assert!(matches!(
+            v.crop,
+            CropConfig::RandomResized {
+                size: 224,
+                interpolation: Interpolation::PilBicubic,
+                ..
+            }
+        ));
+        let img = ensemble_bootstrap::data::RgbImage::zeros(300, 250);
+        let mut rng = <ensemble_bootstrap::data::ViewRng as rand::SeedableRng>::seed_from_u64(1);
+        let out = v.augment(&img, &mut rng).unwrap();
+        assert_eq!((out.width, out.height), (224, 224));
+        let e = eval_view(&r).augment(&img, &mut rng).unwrap();
+        assert_eq!((e.width, e.height), (224, 224));
         assert_eq!(
             eval_view(&r).crop,
             CropConfig::ResizeCenterCrop {

@@ -59,7 +59,8 @@ pub enum OptimizerKind {
 pub enum TrainCrop {
     /// Zero-pad by `padding`, random `image_size` crop (CIFAR).
     PadCrop,
-    /// `RandomResizedCrop(image_size, scale (0.08, 1), ratio (3/4, 4/3))` (ImageNet; bilinear).
+    /// `RandomResizedCrop(image_size, scale (0.08, 1), ratio (3/4, 4/3))` (ImageNet; Pillow
+    /// bicubic, antialiased, as timm's `--train-interpolation bicubic`).
     RandomResized,
     /// Keep the image (all images must be `image_size` square).
     None,

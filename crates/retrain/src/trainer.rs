@@ -27,6 +27,7 @@ use burn::tensor::Device;
 use ensemble_bootstrap::checkpoint::{RunDir, TrainState, record_of};
 use ensemble_bootstrap::progress::Progress;
 use ensemble_bootstrap::trainer::seeded_init;
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -289,6 +290,9 @@ pub fn retrain(
         }
         let x = batch.pairs.into_iter().next().expect("one view pair").0;
         let [b, _, h, w] = x.dims();
+        // Drop-path masks come from the backend's RNG: seeding it per step makes a resumed run
+        // draw the same masks as an uninterrupted one.
+        ad.seed(step_rng(recipe.seed, step, 0xD209).random());
         let mut rng = step_rng(recipe.seed, step, 0xA06);
         let x = random_erase(x, reg.random_erase_p, &mut rng);
         let kind = draw(reg, h, w, &mut rng);

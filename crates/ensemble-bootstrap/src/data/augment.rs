@@ -4,7 +4,8 @@
 //! rounding where that is cheap to match (8-bit results between ops, truncating blends, the
 //! ITU-R 601 fixed-point grey). Known deviations, all immaterial for self-supervised views:
 //! - resizing is plain bilinear with half-pixel centres and no antialias filter, where the
-//!   official RandomResizedCrop uses PIL bicubic (antialiased when shrinking);
+//!   official RandomResizedCrop uses PIL bicubic (antialiased when shrinking): cheaper, and
+//!   `interpolation = "pil_bicubic"` selects Pillow's filter ([`Interpolation`]);
 //! - Gaussian blur is an exact separable Gaussian (half-width ⌈3σ⌉, edge replicate), where PIL
 //!   approximates one with three box blurs;
 //! - hue is shifted in float HSV, where torchvision shifts PIL's 8-bit HSV.
@@ -18,7 +19,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::rand_augment::RandAugment;
-use super::resample::{Filter, center_crop, resize_shorter_side};
+use super::resample::{Filter, center_crop, resize_filtered, resize_shorter_side};
 use super::{DataError, RgbImage};
 
 /// The RNG for augmentations: ChaCha8 is specified (portable, value-stable across platforms and
@@ -328,15 +329,41 @@ pub fn to_normalized_chw(img: &RgbImage, norm: &Normalize) -> Vec<f32> {
 
 // ---------------------------------------------------------------- configuration
 
+/// How a random-resized crop is scaled to its output size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interpolation {
+    /// [`resize_bilinear`]: 4 taps, no antialias filter (fast; the BYOL views' default).
+    #[default]
+    Bilinear,
+    /// Pillow `BILINEAR` (antialiased when shrinking).
+    PilBilinear,
+    /// Pillow `BICUBIC` (antialiased when shrinking): torchvision/timm's bicubic crops.
+    PilBicubic,
+}
+
+impl Interpolation {
+    /// Resizes `img` to `w × h`.
+    pub fn resize(self, img: &RgbImage, w: usize, h: usize) -> RgbImage {
+        match self {
+            Interpolation::Bilinear => resize_bilinear(img, w, h),
+            Interpolation::PilBilinear => resize_filtered(img, w, h, Filter::Bilinear),
+            Interpolation::PilBicubic => resize_filtered(img, w, h, Filter::Bicubic),
+        }
+    }
+}
+
 /// The geometric first step of a view.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CropConfig {
-    /// `RandomResizedCrop(size, scale, ratio)` (ImageNet views).
+    /// `RandomResizedCrop(size, scale, ratio, interpolation)` (ImageNet views).
     RandomResized {
         size: usize,
         scale: [f64; 2],
         ratio: [f64; 2],
+        #[serde(default)]
+        interpolation: Interpolation,
     },
     /// `RandomCrop(size, padding)` with zero fill (CIFAR views).
     PadCrop { size: usize, padding: usize },
@@ -407,6 +434,7 @@ impl ViewConfig {
                 size,
                 scale: [0.08, 1.0],
                 ratio: [3.0 / 4.0, 4.0 / 3.0],
+                interpolation: Interpolation::Bilinear,
             },
             hflip_p: 0.5,
             rand_augment: None,
@@ -490,7 +518,9 @@ impl ViewConfig {
             }
         }
         let crop_ok = match &self.crop {
-            CropConfig::RandomResized { size, scale, ratio } => {
+            CropConfig::RandomResized {
+                size, scale, ratio, ..
+            } => {
                 *size > 0
                     && scale[0] > 0.0
                     && scale[0] <= scale[1]
@@ -528,10 +558,15 @@ impl ViewConfig {
     /// Runs every step except normalisation, returning the augmented 8-bit image.
     pub fn augment(&self, img: &RgbImage, rng: &mut ViewRng) -> Result<RgbImage, DataError> {
         let mut out = match &self.crop {
-            CropConfig::RandomResized { size, scale, ratio } => {
+            CropConfig::RandomResized {
+                size,
+                scale,
+                ratio,
+                interpolation,
+            } => {
                 let (t, l, h, w) =
                     random_resized_crop_params(img.height, img.width, *scale, *ratio, rng);
-                resize_bilinear(&crop(img, t, l, h, w)?, *size, *size)
+                interpolation.resize(&crop(img, t, l, h, w)?, *size, *size)
             }
             CropConfig::PadCrop { size, padding } => {
                 let (hp, wp) = (img.height + 2 * padding, img.width + 2 * padding);
