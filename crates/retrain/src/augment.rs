@@ -16,12 +16,8 @@ pub fn step_rng(seed: u64, step: u64, salt: u64) -> ChaCha8Rng {
     rng
 }
 
-/// A standard normal sample (Box–Muller).
-pub fn normal(rng: &mut impl Rng) -> f64 {
-    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
+/// A standard normal sample (Box–Muller), shared with RandAugment's magnitude noise.
+pub use ensemble_bootstrap::data::rand_augment::standard_normal as normal;
 
 /// A Gamma(shape, 1) sample (Marsaglia–Tsang; shape < 1 via the `U^(1/shape)` boost).
 pub fn gamma(rng: &mut impl Rng, shape: f64) -> f64 {

@@ -174,7 +174,7 @@ impl RandAugment {
             let m = if self.magnitude_std > 100.0 {
                 rng.random::<f64>() * self.magnitude
             } else if self.magnitude_std > 0.0 {
-                self.magnitude + self.magnitude_std * gauss(rng)
+                self.magnitude + self.magnitude_std * standard_normal(rng)
             } else {
                 self.magnitude
             };
@@ -242,8 +242,8 @@ impl RandAugment {
     }
 }
 
-/// A standard normal draw (Box–Muller).
-fn gauss(rng: &mut ViewRng) -> f64 {
+/// A standard normal draw (Box–Muller; two uniform draws).
+pub fn standard_normal(rng: &mut impl Rng) -> f64 {
     let u1: f64 = rng.random_range(f64::EPSILON..1.0);
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
