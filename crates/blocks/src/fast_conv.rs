@@ -27,15 +27,32 @@ use burn::tensor::Tensor;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 
-/// Whether the fast paths are on (`BOSSNAS_FAST_CONV` is not `off`/`0`), read once.
-pub fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        !matches!(
-            std::env::var("BOSSNAS_FAST_CONV").as_deref(),
-            Ok("off") | Ok("0")
-        )
+/// Which fast paths are on, from `BOSSNAS_FAST_CONV` (read once per process):
+/// `off`/`0`: none (every conv is Burn's `conv2d`); `1x1`: only [`pointwise`]; anything else
+/// or unset: [`pointwise`] and the dense-conv node of [`crate::dense_conv`] (burn-flex only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Burn's `conv2d` for everything.
+    Off,
+    /// Plain 1×1 convs as matmuls; everything else Burn's `conv2d`.
+    PointwiseOnly,
+    /// 1×1 as matmuls and dense convs through [`crate::dense_conv::conv2d`].
+    All,
+}
+
+/// The [`Mode`] of this process.
+pub fn mode() -> Mode {
+    static MODE: OnceLock<Mode> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("BOSSNAS_FAST_CONV").as_deref() {
+        Ok("off") | Ok("0") => Mode::Off,
+        Ok("1x1") => Mode::PointwiseOnly,
+        _ => Mode::All,
     })
+}
+
+/// Whether any fast path is on (`BOSSNAS_FAST_CONV` is not `off`/`0`).
+pub fn enabled() -> bool {
+    mode() != Mode::Off
 }
 
 /// Whether a convolution with this weight shape and these options is a plain 1×1
@@ -50,7 +67,8 @@ pub fn is_pointwise(weight_dims: [usize; 4], options: &ConvOptions<2>) -> bool {
 }
 
 /// Functional 2-D convolution, same contract as `burn::tensor::module::conv2d`: plain 1×1
-/// convolutions go through [`pointwise`], everything else through Burn.
+/// convolutions go through [`pointwise`], the others through [`crate::dense_conv::conv2d`]
+/// (which keeps Burn's `conv2d` for grouped/dilated convs and non-flex devices).
 ///
 /// # Shapes
 /// - `x`: `[batch, c_in, H, W]`, `weight`: `[c_out, c_in / groups, kh, kw]`, `bias`: `[c_out]`
@@ -61,10 +79,11 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if enabled() && is_pointwise(weight.dims(), &options) {
-        pointwise(x, weight, bias)
-    } else {
-        burn_conv2d(x, weight, bias, options)
+    match mode() {
+        Mode::Off => burn_conv2d(x, weight, bias, options),
+        _ if is_pointwise(weight.dims(), &options) => pointwise(x, weight, bias),
+        Mode::All => crate::dense_conv::conv2d(x, weight, bias, options),
+        Mode::PointwiseOnly => burn_conv2d(x, weight, bias, options),
     }
 }
 

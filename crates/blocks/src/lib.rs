@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod cpu_alloc;
 pub mod device;
+pub mod dense_conv;
 pub mod fast_conv;
 pub mod hytra_layers;
 pub mod peg;
