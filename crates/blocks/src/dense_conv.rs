@@ -1,24 +1,20 @@
-//! Dense (`groups = 1`, non-1×1) 2-D convolution with a cheaper backward (issue 7, CPU speed).
+//! Dense (`groups = 1`, non-1×1) 2-D convolution as a custom autodiff node (issue 7, CPU
+//! speed). **Opt-in** (`BOSSNAS_FAST_CONV=dense`, see [`crate::fast_conv::Mode`]): on burn-flex
+//! it measured *slower* than Burn's own backward (`docs/performance.md`, "Dense conv backward"),
+//! so it is kept as the place where a flex-specific kernel would plug in, not as a speed-up.
 //!
 //! Burn 0.22's autodiff node for `conv2d` calls the backend's generic `conv2d_weight_backward`
-//! and `conv2d_x_backward`. On burn-flex the weight gradient becomes a *forward convolution* of
-//! the batch-swapped input with the output gradient as kernel: an im2col whose rows are
-//! `batch·H·W` long and only `k·k` output positions, i.e. GEMMs with a tiny `n` (`gemm … x1x6`
-//! in the profiles of `docs/performance.md`), plus a materialised `swap_dims`. The input gradient
-//! is a transposed convolution (GEMM + col2im).
+//! (on burn-flex a *forward convolution* of the batch-swapped input with the output gradient as
+//! kernel) and `conv2d_x_backward` (a transposed convolution). This module registers its own
+//! node through Burn's backend-extension API (`burn/extension`, the [`DenseConvBackend`]
+//! trait). The forward is Burn's own `conv2d` on the inner backend, so it is bit-identical. The
+//! backward computes the same mathematics with backend primitives:
 //!
-//! This module registers its own autodiff node through Burn's backend-extension API
-//! (`burn/extension`, the [`DenseConvBackend`] trait). The forward is Burn's own `conv2d` on the
-//! inner backend, so it is bit-identical. The backward computes the same mathematics as Burn's:
-//!
-//! - **weight gradient**, one tap `(i, j)` of the kernel at a time:
-//!   `dW[:, :, i, j] = Σ_b G[b] [Cout, Ho·Wo] · X_ij[b]ᵀ [Ho·Wo, Cin]`, where `X_ij` is the
-//!   (zero-padded) input seen by that tap, a strided slice. That is `k·k` batched GEMMs with
-//!   `m = Cout`, `n = Cin`, `k = Ho·Wo` (well-shaped for `gemm`), then a sum over the batch.
-//!   Only one tap's slice is alive at a time: no `k·k`-times im2col buffer.
+//! - **weight gradient**: `dW = Σ_b G[b] [Cout, Ho·Wo] · cols[b]ᵀ [Ho·Wo, k·k·Cin]`, batched
+//!   GEMMs over an im2col built from `k·k` strided slices of the zero-padded input, in batch
+//!   chunks of at most 32 MiB so the extra memory stays bounded.
 //! - **input gradient**: at stride 1 a *forward* convolution of the output gradient with the
-//!   flipped, transposed kernel (padding `k − 1 − p`), which burn-flex computes with its fast
-//!   forward path instead of a transposed convolution. Other strides keep Burn's
+//!   flipped, transposed kernel (padding `k − 1 − p`); other strides keep Burn's
 //!   `conv2d_x_backward`.
 //!
 //! The node is generic over the inner backend (it uses only backend primitives), but the
@@ -155,11 +151,12 @@ pub fn conv2d(
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let c_out = weight.dims()[0];
-    let y = Tensor::<4>::from_dispatch(<burn::backend::Dispatch as DenseConvBackend>::dense_conv2d(
-        x.into_dispatch(),
-        weight.into_dispatch(),
-        options,
-    ));
+    let y =
+        Tensor::<4>::from_dispatch(<burn::backend::Dispatch as DenseConvBackend>::dense_conv2d(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            options,
+        ));
     match bias {
         Some(bias) => y + bias.reshape([1, c_out, 1, 1]),
         None => y,
@@ -170,7 +167,11 @@ fn full(start: usize, end: usize, step: usize) -> Slice {
     Slice::new(start as isize, Some(end as isize), step as isize)
 }
 
-/// `∂L/∂W` for `y = conv2d(x, W)` (one group, no dilation), one kernel tap at a time (module docs).
+/// Elements of one im2col chunk in [`weight_grad`] (32 MiB of `f32`): bounds the extra memory.
+const COLS_CHUNK_ELEMS: usize = 8 << 20;
+
+/// `∂L/∂W` for `y = conv2d(x, W)` (one group, no dilation), as batched GEMMs over im2col
+/// chunks (module docs).
 ///
 /// `x`: `[B, Cin, H, W]`, `grad`: `[B, Cout, Ho, Wo]`, result: `weight_shape` = `[Cout, Cin, kh, kw]`.
 #[inline(never)]
@@ -183,38 +184,76 @@ pub fn weight_grad<B: Backend>(
     let [batch, c_in, _, _] = x.shape().dims();
     let [_, c_out, h_out, w_out] = grad.shape().dims();
     let [wc_out, wc_in, kh, kw] = weight_shape.dims();
-    assert!(wc_out == c_out && wc_in == c_in, "dense conv weight gradient: shapes");
-    let [(pt, pb), (pl, pr)] = options.padding;
-    let [sh, sw] = options.stride;
-    let x = if pt + pb + pl + pr > 0 {
-        B::float_pad(x, &[(0, 0), (0, 0), (pt, pb), (pl, pr)], PadMode::Constant(0.0))
-    } else {
-        x
-    };
+    assert!(
+        wc_out == c_out && wc_in == c_in,
+        "dense conv weight gradient: shapes"
+    );
+    let taps = kh * kw;
+    let x = pad::<B>(x, options);
     // G[b] as [Cout, Ho·Wo] (a free reshape of the contiguous gradient).
     let g = B::float_reshape(grad, Shape::new([batch, c_out, h_out * w_out]));
-    let mut taps = Vec::with_capacity(kh * kw);
-    for i in 0..kh {
-        for j in 0..kw {
-            let xs = B::float_slice(
-                x.clone(),
-                &[
-                    full(0, batch, 1),
-                    full(0, c_in, 1),
-                    full(i, i + sh * (h_out - 1) + 1, sh),
-                    full(j, j + sw * (w_out - 1) + 1, sw),
-                ],
-            );
-            // [B, Cin, Ho·Wo] → view as [B, Ho·Wo, Cin]; the GEMM reads it strided.
-            let xs = B::float_reshape(xs, Shape::new([batch, c_in, h_out * w_out]));
-            let xs = B::float_swap_dims(xs, 1, 2);
-            // [B, Cout, Cin] → Σ_b → [1, Cout, Cin]
-            let tap = B::float_sum_dim(B::float_matmul(g.clone(), xs), 0);
-            taps.push(B::float_reshape(tap, Shape::new([c_out, c_in, 1])));
-        }
+    let per_item = taps * c_in * h_out * w_out;
+    let chunk = (COLS_CHUNK_ELEMS / per_item.max(1)).clamp(1, batch);
+    let mut acc: Option<FloatTensor<B>> = None;
+    for b0 in (0..batch).step_by(chunk) {
+        let n = chunk.min(batch - b0);
+        let xb = B::float_slice(x.clone(), &[full(b0, b0 + n, 1)]);
+        // im2col of this chunk, tap-major: [n, taps·Cin, Ho, Wo] = [n, taps·Cin, Ho·Wo].
+        let cols = B::float_cat(
+            (0..taps)
+                .map(|t| tap_view::<B>(xb.clone(), t / kw, t % kw, h_out, w_out, options))
+                .collect(),
+            1,
+        );
+        let cols = B::float_reshape(cols, Shape::new([n, taps * c_in, h_out * w_out]));
+        let gb = B::float_slice(g.clone(), &[full(b0, b0 + n, 1)]);
+        // Σ_b G[b] · cols[b]ᵀ: [n, Cout, taps·Cin] → [1, Cout, taps·Cin]
+        let part = B::float_sum_dim(B::float_matmul(gb, B::float_swap_dims(cols, 1, 2)), 0);
+        acc = Some(match acc {
+            Some(a) => B::float_add(a, part),
+            None => part,
+        });
     }
-    // [Cout, Cin, kh·kw] with the taps in row-major (i, j) order = [Cout, Cin, kh, kw].
-    B::float_reshape(B::float_cat(taps, 2), weight_shape)
+    let acc = acc.expect("dense conv weight gradient: empty batch");
+    // [Cout, taps, Cin] → [Cout, Cin, taps] = [Cout, Cin, kh, kw]
+    let acc = B::float_reshape(acc, Shape::new([c_out, taps, c_in]));
+    B::float_reshape(B::float_swap_dims(acc, 1, 2), weight_shape)
+}
+
+/// Zero padding of `x` by the convolution's padding (none: `x` unchanged).
+fn pad<B: Backend>(x: FloatTensor<B>, options: &ConvOptions<2>) -> FloatTensor<B> {
+    let [(pt, pb), (pl, pr)] = options.padding;
+    if pt + pb + pl + pr > 0 {
+        B::float_pad(
+            x,
+            &[(0, 0), (0, 0), (pt, pb), (pl, pr)],
+            PadMode::Constant(0.0),
+        )
+    } else {
+        x
+    }
+}
+
+/// The part of the padded input `xp` that kernel tap `(i, j)` sees: `[n, Cin, Ho, Wo]`.
+fn tap_view<B: Backend>(
+    xp: FloatTensor<B>,
+    i: usize,
+    j: usize,
+    h_out: usize,
+    w_out: usize,
+    options: &ConvOptions<2>,
+) -> FloatTensor<B> {
+    let [n, c_in, _, _] = xp.shape().dims();
+    let [sh, sw] = options.stride;
+    B::float_slice(
+        xp,
+        &[
+            full(0, n, 1),
+            full(0, c_in, 1),
+            full(i, i + sh * (h_out - 1) + 1, sh),
+            full(j, j + sw * (w_out - 1) + 1, sw),
+        ],
+    )
 }
 
 /// `∂L/∂x` for `y = conv2d(x, W)` (one group, no dilation). Stride 1 with padding below the
@@ -298,9 +337,15 @@ mod tests {
         let r = rel_diff(y1, y2);
         assert!(r < tol, "forward {r} ({x_dims:?}, {w_dims:?}, {options:?})");
         let r = rel_diff(gx1, gx2);
-        assert!(r < tol, "input gradient {r} ({x_dims:?}, {w_dims:?}, {options:?})");
+        assert!(
+            r < tol,
+            "input gradient {r} ({x_dims:?}, {w_dims:?}, {options:?})"
+        );
         let r = rel_diff(gw1, gw2);
-        assert!(r < tol, "weight gradient {r} ({x_dims:?}, {w_dims:?}, {options:?})");
+        assert!(
+            r < tol,
+            "weight gradient {r} ({x_dims:?}, {w_dims:?}, {options:?})"
+        );
         if let (Some(a), Some(b)) = (gb1, gb2) {
             let r = rel_diff(a, b);
             assert!(r < tol, "bias gradient {r}");
@@ -376,5 +421,101 @@ mod tests {
             [4, 3, 3, 3],
             &ConvOptions::new([1, 1], [2, 2], [2, 2], 1)
         ));
+    }
+
+    /// Timing of one dense conv, forward + backward, Burn's node against ours, and of the two
+    /// gradient formulations alone (release build; prints medians of 5):
+    /// `cargo test --release -p bossnas-blocks --lib -- --ignored --nocapture dense_conv_timing`
+    #[test]
+    #[ignore = "timing, not a check"]
+    fn dense_conv_timing() {
+        use burn::backend::{Dispatch, DispatchTensor};
+        crate::cpu_alloc::keep_freed_memory();
+        let d = Device::flex().autodiff();
+        let shapes: [([usize; 4], [usize; 4], usize); 3] = [
+            ([256, 64, 32, 32], [64, 64, 3, 3], 1), // NATS cell at batch 256
+            ([32, 64, 32, 32], [64, 64, 3, 3], 1),  // NATS cell at batch 32
+            ([8, 512, 28, 28], [1024, 512, 3, 3], 2), // HyTra stride-2 shortcut at 1/16
+        ];
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        for (xd, wd, s) in shapes {
+            let o = ConvOptions::new([s, s], [1, 1], [1, 1], 1);
+            let x0 = rand(xd, &d);
+            let w0 = rand(wd, &d);
+            let mut res = Vec::new();
+            for ours in [false, true] {
+                let mut t = Vec::new();
+                for _ in 0..5 {
+                    let x = x0.clone().detach().require_grad();
+                    let w = w0.clone().detach().require_grad();
+                    let t0 = std::time::Instant::now();
+                    let y = if ours {
+                        conv2d(x.clone(), w.clone(), None, o.clone())
+                    } else {
+                        burn::tensor::module::conv2d(x.clone(), w.clone(), None, o.clone())
+                    };
+                    let grads = y.sum().backward();
+                    let _ = (x.grad(&grads).unwrap(), w.grad(&grads).unwrap());
+                    t.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+                res.push(median(t));
+            }
+            // The gradient formulations alone, on the inner (flex) backend.
+            let xi = x0.clone().detach().without_autodiff();
+            let wi = w0.clone().detach().without_autodiff();
+            let y = burn::tensor::module::conv2d(xi.clone(), wi.clone(), None, o.clone());
+            let g = y.ones_like();
+            let prim = |t: Tensor<4>| -> DispatchTensor { t.into_dispatch() };
+            let part = |f: &dyn Fn() -> DispatchTensor| {
+                median(
+                    (0..5)
+                        .map(|_| {
+                            let t0 = std::time::Instant::now();
+                            let _ = Tensor::<4>::from_dispatch(f());
+                            t0.elapsed().as_secs_f64() * 1e3
+                        })
+                        .collect(),
+                )
+            };
+            let ws = burn::tensor::Shape::new(wd);
+            let fwd = part(&|| {
+                <Dispatch as ModuleOps<Dispatch>>::conv2d(
+                    prim(xi.clone()),
+                    prim(wi.clone()),
+                    None,
+                    o.clone(),
+                )
+            });
+            let wg_burn = part(&|| {
+                <Dispatch as ModuleOps<Dispatch>>::conv2d_weight_backward(
+                    prim(xi.clone()),
+                    prim(wi.clone()),
+                    prim(g.clone()),
+                    o.clone(),
+                )
+            });
+            let wg_ours = part(&|| {
+                weight_grad::<Dispatch>(prim(xi.clone()), ws.clone(), prim(g.clone()), &o)
+            });
+            let xg_burn = part(&|| {
+                <Dispatch as ModuleOps<Dispatch>>::conv2d_x_backward(
+                    prim(xi.clone()),
+                    prim(wi.clone()),
+                    prim(g.clone()),
+                    o.clone(),
+                )
+            });
+            let xg_ours = part(&|| {
+                input_grad::<Dispatch>(prim(xi.clone()), prim(wi.clone()), prim(g.clone()), &o)
+            });
+            println!(
+                "x {xd:?} w {wd:?} stride {s}: fwd+bwd Burn {:.1} ms, ours {:.1} ms | fwd {fwd:.1} | \
+                 weight grad Burn {wg_burn:.1}, ours {wg_ours:.1} | input grad Burn {xg_burn:.1}, ours {xg_ours:.1}",
+                res[0], res[1]
+            );
+        }
     }
 }

@@ -28,13 +28,15 @@ use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 
 /// Which fast paths are on, from `BOSSNAS_FAST_CONV` (read once per process):
-/// `off`/`0`: none (every conv is Burn's `conv2d`); `1x1`: only [`pointwise`]; anything else
-/// or unset: [`pointwise`] and the dense-conv node of [`crate::dense_conv`] (burn-flex only).
+/// unset (or any other value): [`pointwise`] only, the default; `off`/`0`: none (every conv is
+/// Burn's `conv2d`); `dense`: [`pointwise`] and the dense-conv autodiff node of
+/// [`crate::dense_conv`] (burn-flex only). The dense node is opt-in because it measured slower
+/// than Burn's own backward on flex (`docs/performance.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Burn's `conv2d` for everything.
     Off,
-    /// Plain 1×1 convs as matmuls; everything else Burn's `conv2d`.
+    /// Plain 1×1 convs as matmuls; everything else Burn's `conv2d` (the default).
     PointwiseOnly,
     /// 1×1 as matmuls and dense convs through [`crate::dense_conv::conv2d`].
     All,
@@ -45,8 +47,8 @@ pub fn mode() -> Mode {
     static MODE: OnceLock<Mode> = OnceLock::new();
     *MODE.get_or_init(|| match std::env::var("BOSSNAS_FAST_CONV").as_deref() {
         Ok("off") | Ok("0") => Mode::Off,
-        Ok("1x1") => Mode::PointwiseOnly,
-        _ => Mode::All,
+        Ok("dense") => Mode::All,
+        _ => Mode::PointwiseOnly,
     })
 }
 
@@ -67,8 +69,8 @@ pub fn is_pointwise(weight_dims: [usize; 4], options: &ConvOptions<2>) -> bool {
 }
 
 /// Functional 2-D convolution, same contract as `burn::tensor::module::conv2d`: plain 1×1
-/// convolutions go through [`pointwise`], the others through [`crate::dense_conv::conv2d`]
-/// (which keeps Burn's `conv2d` for grouped/dilated convs and non-flex devices).
+/// convolutions go through [`pointwise`]; the others through Burn's `conv2d`, or with
+/// `BOSSNAS_FAST_CONV=dense` through [`crate::dense_conv::conv2d`] (see [`Mode`]).
 ///
 /// # Shapes
 /// - `x`: `[batch, c_in, H, W]`, `weight`: `[c_out, c_in / groups, kh, kw]`, `bias`: `[c_out]`

@@ -3,8 +3,8 @@
 // HyTra ops (search-time and retraining versions).
 pub mod attention;
 pub mod cpu_alloc;
-pub mod device;
 pub mod dense_conv;
+pub mod device;
 pub mod fast_conv;
 pub mod hytra_layers;
 pub mod peg;
