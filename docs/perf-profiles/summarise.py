@@ -19,17 +19,19 @@ from collections import Counter
 
 # (label, regex on a frame's symbol). Order matters: first match over the whole stack wins.
 CATEGORIES = [
-    ("dense conv weight-grad (ours: dense_conv::weight_grad)", r"dense_conv::weight_grad"),
-    ("dense conv input-grad (ours: dense_conv::input_grad)", r"dense_conv::input_grad"),
-    ("dense conv forward (ours: dense_conv2d node)", r"dense_conv2d"),
-    ("batch-norm (train fwd+bwd)", r"batch_norm"),
-    ("depthwise/Burn conv weight-grad", r"conv2d_weight_backward|conv2d_weight_grad|conv\dd_weight"),
-    ("depthwise/Burn conv input-grad (conv_transpose)", r"conv2d_x_backward|conv_transpose"),
-    ("depthwise/Burn conv forward", r"[^_]conv2d|conv3d|conv_common"),
+    # Not per-step work: the child process's lazy parameter initialisation (first visit).
+    ("one-time setup: lazy parameter init (random), module build", r"Uninitialized.*initialize|TensorData::random|ElementRandom|Distribution::sampler"),
+    ("dense conv weight-grad (opt-in dense_conv node)", r"dense_conv::weight_grad"),
+    ("dense conv input-grad (opt-in dense_conv node)", r"dense_conv::input_grad"),
+    ("dense conv forward (opt-in dense_conv node)", r"dense_conv2d"),
+    ("batch-norm, training mode (fwd + bwd)", r"batch_norm"),
+        ("conv weight-grad (Burn generic: a conv with grad as kernel)", r"conv2d_weight_grad|conv2d_weight_backward"),
+    ("conv input-grad (Burn generic: conv_transpose)", r"conv2d_x_backward|conv_transpose"),
+        ("conv forward (flex conv3d_f32: im2col + GEMM / depthwise kernel)", r"conv3d_impl|conv3d_f32|im2col|depthwise|(?<!fast_conv::)(?<!_)conv2d|conv3d"),
     ("softmax", r"softmax"),
     ("matmul (1x1 convs, attention, linear)", r"matmul|gemm"),
     ("pooling", r"pool"),
-    ("optimizer / EMA", r"burn_optim|[Ll]ars|ema_update|ModuleOptimizer"),
+    ("gradient collection, LARS, EMA (burn_optim)", r"burn_optim|[Ll]ars|ema_update|ModuleOptimizer"),
     ("element-wise / reductions / copies (flex)", r"burn_flex|burn_backend|macerator"),
     ("autodiff bookkeeping", r"burn_autodiff"),
 ]
@@ -68,6 +70,7 @@ def short(sym, width=90):
 
 def main():
     row = sys.argv[1] if len(sys.argv) > 1 else "?"
+    convs = sys.argv[2] if len(sys.argv) > 2 else ""
     pats = [(label, re.compile(rx)) for label, rx in CATEGORIES]
     cat = Counter()
     leaf = Counter()
@@ -87,7 +90,9 @@ def main():
     if n == 0:
         print("no samples")
         return
-    print(f"row: {row}   samples: {n} (cpu-clock, DWARF call graphs, all threads)")
+    print(f"row: {row}   samples: {n} (cpu-clock, DWARF call graphs)")
+    if convs:
+        print(f"convs in this row (non-1x1; 1x1 convs are matmuls): {convs}")
     print()
     print("Inclusive shares (each sample to the first matching category):")
     for label, _ in CATEGORIES + [("other (driver, data setup, unknown frames)", None)]:
@@ -96,7 +101,7 @@ def main():
     print(f"  ({100 * alloc / n:5.1f} %  allocation / page faults / memcpy+memset, leaf-based, overlaps the above)")
     print()
     print("Top self-time functions (leaf frames):")
-    for sym, c in leaf.most_common(15):
+    for sym, c in leaf.most_common(12):
         print(f"  {100 * c / n:5.1f} %  {sym}")
 
 
