@@ -12,7 +12,7 @@
 //!
 //! - **weight gradient**: `dW = Σ_b G[b] [Cout, Ho·Wo] · cols[b]ᵀ [Ho·Wo, k·k·Cin]`, batched
 //!   GEMMs over an im2col built from `k·k` strided slices of the zero-padded input, in batch
-//!   chunks of at most 32 MiB so the extra memory stays bounded.
+//!   chunks of at most 32 MiB (im2col and GEMM outputs; one item where that is larger).
 //! - **input gradient**: at stride 1 a *forward* convolution of the output gradient with the
 //!   flipped, transposed kernel (padding `k − 1 − p`); other strides keep Burn's
 //!   `conv2d_x_backward`.
@@ -167,7 +167,8 @@ fn full(start: usize, end: usize, step: usize) -> Slice {
     Slice::new(start as isize, Some(end as isize), step as isize)
 }
 
-/// Elements of one im2col chunk in [`weight_grad`] (32 MiB of `f32`): bounds the extra memory.
+/// Elements of one im2col chunk, and of its GEMM outputs, in [`weight_grad`] (32 MiB of `f32`
+/// each, or one batch item where that is larger): bounds the extra memory.
 const COLS_CHUNK_ELEMS: usize = 8 << 20;
 
 /// `∂L/∂W` for `y = conv2d(x, W)` (one group, no dilation), as batched GEMMs over im2col
@@ -192,8 +193,12 @@ pub fn weight_grad<B: Backend>(
     let x = pad::<B>(x, options);
     // G[b] as [Cout, Ho·Wo] (a free reshape of the contiguous gradient).
     let g = B::float_reshape(grad, Shape::new([batch, c_out, h_out * w_out]));
-    let per_item = taps * c_in * h_out * w_out;
-    let chunk = (COLS_CHUNK_ELEMS / per_item.max(1)).clamp(1, batch);
+    // Bound both the im2col chunk and the per-item GEMM outputs ([n, Cout, taps·Cin], summed
+    // over n afterwards): with wide layers the latter is the larger one.
+    let per_item = (taps * c_in * h_out * w_out)
+        .max(c_out * taps * c_in)
+        .max(1);
+    let chunk = (COLS_CHUNK_ELEMS / per_item).clamp(1, batch);
     let mut acc: Option<FloatTensor<B>> = None;
     for b0 in (0..batch).step_by(chunk) {
         let n = chunk.min(batch - b0);
