@@ -14,10 +14,12 @@
 //! Everything here uses only the public `Tensor` API, so it runs (and differentiates) on any
 //! `Device`; parameters stay where the modules keep them (`Conv2d::weight` of shape
 //! `[Cout, Cin, 1, 1]`), so checkpoints and parameter counts do not change. Any conv that
-//! is not a plain 1×1 goes to Burn's `conv2d` unchanged.
+//! is not a plain 1×1 goes to Burn's `conv2d` unchanged (or, opt-in, to the dense-conv node
+//! of [`crate::dense_conv`]).
 //!
 //! `BOSSNAS_FAST_CONV=off` in the environment (read once per process) routes every call to
 //! Burn's `conv2d`: an A/B switch for benchmarks and a fallback should a backend misbehave.
+//! `BOSSNAS_FAST_CONV=dense` also turns the dense-conv node on (see [`Mode`]).
 
 use std::sync::OnceLock;
 
