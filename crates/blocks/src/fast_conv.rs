@@ -14,10 +14,12 @@
 //! Everything here uses only the public `Tensor` API, so it runs (and differentiates) on any
 //! `Device`; parameters stay where the modules keep them (`Conv2d::weight` of shape
 //! `[Cout, Cin, 1, 1]`), so checkpoints and parameter counts do not change. Any conv that
-//! is not a plain 1×1 goes to Burn's `conv2d` unchanged.
+//! is not a plain 1×1 goes to Burn's `conv2d` unchanged (or, opt-in, to the dense-conv node
+//! of [`crate::dense_conv`]).
 //!
 //! `BOSSNAS_FAST_CONV=off` in the environment (read once per process) routes every call to
 //! Burn's `conv2d`: an A/B switch for benchmarks and a fallback should a backend misbehave.
+//! `BOSSNAS_FAST_CONV=dense` also turns the dense-conv node on (see [`Mode`]).
 
 use std::sync::OnceLock;
 
@@ -27,15 +29,34 @@ use burn::tensor::Tensor;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 
-/// Whether the fast paths are on (`BOSSNAS_FAST_CONV` is not `off`/`0`), read once.
-pub fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        !matches!(
-            std::env::var("BOSSNAS_FAST_CONV").as_deref(),
-            Ok("off") | Ok("0")
-        )
+/// Which fast paths are on, from `BOSSNAS_FAST_CONV` (read once per process):
+/// unset (or any other value): [`pointwise`] only, the default; `off`/`0`: none (every conv is
+/// Burn's `conv2d`); `dense`: [`pointwise`] and the dense-conv autodiff node of
+/// [`crate::dense_conv`] (burn-flex only). The dense node is opt-in because it measured slower
+/// than Burn's own backward on flex (`docs/performance.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Burn's `conv2d` for everything.
+    Off,
+    /// Plain 1×1 convs as matmuls; everything else Burn's `conv2d` (the default).
+    PointwiseOnly,
+    /// 1×1 as matmuls and dense convs through [`crate::dense_conv::conv2d`].
+    All,
+}
+
+/// The [`Mode`] of this process.
+pub fn mode() -> Mode {
+    static MODE: OnceLock<Mode> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("BOSSNAS_FAST_CONV").as_deref() {
+        Ok("off") | Ok("0") => Mode::Off,
+        Ok("dense") => Mode::All,
+        _ => Mode::PointwiseOnly,
     })
+}
+
+/// Whether any fast path is on (`BOSSNAS_FAST_CONV` is not `off`/`0`).
+pub fn enabled() -> bool {
+    mode() != Mode::Off
 }
 
 /// Whether a convolution with this weight shape and these options is a plain 1×1
@@ -50,7 +71,8 @@ pub fn is_pointwise(weight_dims: [usize; 4], options: &ConvOptions<2>) -> bool {
 }
 
 /// Functional 2-D convolution, same contract as `burn::tensor::module::conv2d`: plain 1×1
-/// convolutions go through [`pointwise`], everything else through Burn.
+/// convolutions go through [`pointwise`]; the others through Burn's `conv2d`, or with
+/// `BOSSNAS_FAST_CONV=dense` through [`crate::dense_conv::conv2d`] (see [`Mode`]).
 ///
 /// # Shapes
 /// - `x`: `[batch, c_in, H, W]`, `weight`: `[c_out, c_in / groups, kh, kw]`, `bias`: `[c_out]`
@@ -61,10 +83,11 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if enabled() && is_pointwise(weight.dims(), &options) {
-        pointwise(x, weight, bias)
-    } else {
-        burn_conv2d(x, weight, bias, options)
+    match mode() {
+        Mode::Off => burn_conv2d(x, weight, bias, options),
+        _ if is_pointwise(weight.dims(), &options) => pointwise(x, weight, bias),
+        Mode::All => crate::dense_conv::conv2d(x, weight, bias, options),
+        Mode::PointwiseOnly => burn_conv2d(x, weight, bias, options),
     }
 }
 
@@ -85,7 +108,14 @@ pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     )
 }
 
-/// A 1×1 stride-1 convolution as one batched matrix product (see the module docs).
+/// Below this many output positions per image (`H·W`), [`pointwise`] folds the batch into one
+/// GEMM. Measured on flex (release, 2 threads, forward + backward, batch 8): at 7×7,
+/// 2048 → 512 took 26 ms folded against 53 ms batched, 512 → 2048 18 vs 31 ms; at 14×14,
+/// 1024 → 256, 17 vs 19 ms (`docs/performance.md`).
+pub const FOLD_BATCH_BELOW: usize = 100;
+
+/// A 1×1 stride-1 convolution as one batched matrix product (see the module docs); for small
+/// maps (`H·W` < [`FOLD_BATCH_BELOW`]) as one matrix product over the whole batch.
 ///
 /// # Shapes
 /// - `x`: `[batch, c_in, H, W]`, `weight`: `[c_out, c_in, 1, 1]`, `bias`: `[c_out]`
@@ -101,9 +131,23 @@ pub fn pointwise(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>) -> Te
         "pointwise conv: weight {:?} for an input with {c_in} channels",
         [c_out, w_in, kh, kw]
     );
-    let y = weight
-        .reshape([1, c_out, c_in])
-        .matmul(x.reshape([b, c_in, h * w]));
+    let y = if h * w < FOLD_BATCH_BELOW {
+        // Small maps: one GEMM with the batch folded into `n` ([Cin, B·H·W]) instead of `B`
+        // GEMMs with `n = H·W`, for two permuted copies.
+        let xf = x
+            .reshape([b, c_in, h * w])
+            .swap_dims(0, 1)
+            .reshape([c_in, b * h * w]);
+        weight
+            .reshape([c_out, c_in])
+            .matmul(xf)
+            .reshape([c_out, b, h * w])
+            .swap_dims(0, 1)
+    } else {
+        weight
+            .reshape([1, c_out, c_in])
+            .matmul(x.reshape([b, c_in, h * w]))
+    };
     let y = match bias {
         Some(bias) => y + bias.reshape([1, c_out, 1]),
         None => y,
@@ -180,7 +224,9 @@ mod tests {
     fn pointwise_matches_burn_conv2d_forward_and_gradients() {
         let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
         check([3, 5, 4, 6], [7, 5, 1, 1], false, opts.clone());
-        check([2, 8, 3, 3], [4, 8, 1, 1], true, opts);
+        check([2, 8, 3, 3], [4, 8, 1, 1], true, opts.clone());
+        // H·W ≥ FOLD_BATCH_BELOW: the batched (unfolded) path.
+        check([2, 3, 10, 12], [4, 3, 1, 1], true, opts);
     }
 
     #[test]

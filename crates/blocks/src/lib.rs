@@ -3,6 +3,7 @@
 // HyTra ops (search-time and retraining versions).
 pub mod attention;
 pub mod cpu_alloc;
+pub mod dense_conv;
 pub mod device;
 pub mod fast_conv;
 pub mod hytra_layers;
