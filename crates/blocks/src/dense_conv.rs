@@ -1,24 +1,23 @@
 //! Dense (`groups = 1`, non-1×1) 2-D convolution as a custom autodiff node (issue 7, CPU
-//! speed). **Opt-in** (`BOSSNAS_FAST_CONV=dense`, see [`crate::fast_conv::Mode`]): on burn-flex
-//! it measured *slower* than Burn's own backward (`docs/performance.md`, "Dense conv backward"),
-//! so it is kept as the place where a flex-specific kernel would plug in, not as a speed-up.
+//! speed), on by default (`BOSSNAS_FAST_CONV=1x1` or `off` turns it off, see
+//! [`crate::fast_conv::Mode`]).
 //!
 //! Burn 0.22's autodiff node for `conv2d` calls the backend's generic `conv2d_weight_backward`
 //! (on burn-flex a *forward convolution* of the batch-swapped input with the output gradient as
-//! kernel) and `conv2d_x_backward` (a transposed convolution). This module registers its own
-//! node through Burn's backend-extension API (`burn/extension`, the [`DenseConvBackend`]
-//! trait). The forward is Burn's own `conv2d` on the inner backend, so it is bit-identical. The
-//! backward computes the same mathematics with backend primitives:
+//! kernel: GEMMs with a tiny `n`) and `conv2d_x_backward` (a transposed convolution). This
+//! module registers its own node through Burn's backend-extension API (`burn/extension`, the
+//! [`DenseConvBackend`] trait), whose three kernels come from [`DenseConvKernels`]:
 //!
-//! - **weight gradient**: `dW = Σ_b G[b] [Cout, Ho·Wo] · cols[b]ᵀ [Ho·Wo, k·k·Cin]`, batched
-//!   GEMMs over an im2col built from `k·k` strided slices of the zero-padded input, in batch
-//!   chunks of at most 32 MiB (im2col and GEMM outputs; one item where that is larger).
-//! - **input gradient**: at stride 1 a *forward* convolution of the output gradient with the
-//!   flipped, transposed kernel (padding `k − 1 − p`); other strides keep Burn's
-//!   `conv2d_x_backward`.
+//! - on burn-flex, the buffer kernels of [`crate::flex_conv`] (im2col tiles straight into
+//!   `gemm`: forward, weight gradient, input gradient), about 2.7× faster than Burn's
+//!   forward + backward on the NATS conv (`docs/performance.md`);
+//! - the trait's defaults, written with backend primitives (any backend; used by flex for
+//!   non-`f32` tensors): weight gradient `dW = Σ_b G[b] · cols[b]ᵀ` over an im2col of `k·k`
+//!   strided slices in bounded batch chunks; input gradient at stride 1 a forward conv of the
+//!   output gradient with the flipped, transposed kernel, else Burn's `conv2d_x_backward`.
+//!   On flex these measured slower than Burn's own backward (the extra copies).
 //!
-//! The node is generic over the inner backend (it uses only backend primitives), but the
-//! routing is generated for burn-flex only: [`conv2d`] sends every other device to Burn's
+//! The routing is generated for burn-flex only: [`conv2d`] sends every other device to Burn's
 //! `conv2d`, so wgpu/CUDA keep their own kernels. Bias is added outside the node with the
 //! public API (its gradient is Burn's broadcast-add gradient, a sum over batch and space).
 
@@ -27,13 +26,16 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     Backend, DispatchDevice, Flex, Shape, Slice, TensorMetadata, backend_extension,
 };
 use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+use crate::flex_conv;
 
 /// The custom operation: a bias-free dense 2-D convolution whose autodiff node uses
 /// [`weight_grad`] and [`input_grad`].
@@ -53,14 +55,162 @@ impl DenseConvBackend for Flex {
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
+        Self::dense_forward(x, weight, options)
+    }
+}
+
+/// The three kernels of a dense convolution used by [`DenseConvNode`]. The defaults are the
+/// tensor-primitive versions of this module (any backend); `Flex` overrides them with the
+/// buffer kernels of [`crate::flex_conv`].
+pub trait DenseConvKernels: Backend {
+    /// `conv2d(x, weight, None, options)`.
+    fn dense_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
         Self::conv2d(x, weight, None, options)
+    }
+
+    /// `∂L/∂W` of `conv2d(x, W)` with output gradient `grad`.
+    fn dense_weight_grad(
+        x: FloatTensor<Self>,
+        weight_shape: Shape,
+        grad: FloatTensor<Self>,
+        options: &ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        weight_grad::<Self>(x, weight_shape, grad, options)
+    }
+
+    /// `∂L/∂x` of `conv2d(x, W)` with output gradient `grad`.
+    fn dense_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: &ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        input_grad::<Self>(x, weight, grad, options)
+    }
+}
+
+/// The [`flex_conv::Geometry`] of `conv2d(x, weight)`.
+fn geometry(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> flex_conv::Geometry {
+    let [batch, c_in, h, w] = x.dims();
+    let [c_out, _, kh, kw] = weight.dims();
+    let [(pt, pb), (pl, pr)] = options.padding;
+    let [sh, sw] = options.stride;
+    flex_conv::Geometry {
+        batch,
+        c_in,
+        h,
+        w,
+        c_out,
+        kh,
+        kw,
+        stride: [sh, sw],
+        pad_top_left: [pt, pl],
+        h_out: (h + pt + pb - kh) / sh + 1,
+        w_out: (w + pl + pr - kw) / sw + 1,
+    }
+}
+
+/// `t` as a contiguous `f32` tensor, or `None` for other dtypes.
+fn contiguous_f32(t: FlexTensor) -> Option<FlexTensor> {
+    if t.dtype() != DType::F32 {
+        None
+    } else if t.as_slice::<f32>().is_some() {
+        Some(t)
+    } else {
+        Some(t.to_contiguous())
+    }
+}
+
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("contiguous f32 tensor")
+}
+
+fn flex_tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+/// Whether the buffer kernels handle this convolution (one group, no dilation, padding below
+/// the kernel size so that every output sees the input).
+fn flex_kernels_apply(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> bool {
+    let [_, c_in, h, w] = x.dims();
+    let [_, wc_in, kh, kw] = weight.dims();
+    let [(pt, pb), (pl, pr)] = options.padding;
+    options.groups == 1
+        && options.dilation == [1, 1]
+        && c_in == wc_in
+        && h + pt + pb >= kh
+        && w + pl + pr >= kw
+}
+
+impl DenseConvKernels for Flex {
+    fn dense_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let (xs, ws) = (x.shape(), weight.shape());
+        if !flex_kernels_apply(&xs, &ws, &options) {
+            return Self::conv2d(x, weight, None, options);
+        }
+        match (contiguous_f32(x.clone()), contiguous_f32(weight.clone())) {
+            (Some(xc), Some(wc)) => {
+                let g = geometry(&xs, &ws, &options);
+                let y = flex_conv::forward(slice(&xc), slice(&wc), &g);
+                flex_tensor(y, [g.batch, g.c_out, g.h_out, g.w_out])
+            }
+            _ => Self::conv2d(x, weight, None, options),
+        }
+    }
+
+    fn dense_weight_grad(
+        x: FloatTensor<Self>,
+        weight_shape: Shape,
+        grad: FloatTensor<Self>,
+        options: &ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let xs = x.shape();
+        if !flex_kernels_apply(&xs, &weight_shape, options) {
+            return weight_grad::<Self>(x, weight_shape, grad, options);
+        }
+        match (contiguous_f32(x.clone()), contiguous_f32(grad.clone())) {
+            (Some(xc), Some(gc)) => {
+                let g = geometry(&xs, &weight_shape, options);
+                let dw = flex_conv::weight_grad(slice(&xc), slice(&gc), &g);
+                flex_tensor(dw, weight_shape.dims())
+            }
+            _ => weight_grad::<Self>(x, weight_shape, grad, options),
+        }
+    }
+
+    fn dense_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: &ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let (xs, ws) = (x.shape(), weight.shape());
+        if !flex_kernels_apply(&xs, &ws, options) {
+            return input_grad::<Self>(x, weight, grad, options);
+        }
+        match (contiguous_f32(weight.clone()), contiguous_f32(grad.clone())) {
+            (Some(wc), Some(gc)) => {
+                let g = geometry(&xs, &ws, options);
+                let dx = flex_conv::input_grad(slice(&wc), slice(&gc), &g);
+                flex_tensor(dx, xs.dims())
+            }
+            _ => input_grad::<Self>(x, weight, grad, options),
+        }
     }
 }
 
 #[derive(Debug)]
 struct DenseConvNode;
 
-impl<B: Backend> Backward<B, 2> for DenseConvNode {
+impl<B: DenseConvKernels> Backward<B, 2> for DenseConvNode {
     type State = (NodeId, NodeId, ConvOptions<2>);
 
     fn backward(
@@ -76,17 +226,17 @@ impl<B: Backend> Backward<B, 2> for DenseConvNode {
         let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
 
         if let Some(node) = node_x {
-            let g = input_grad::<B>(x.clone(), weight.clone(), grad.clone(), &options);
+            let g = B::dense_input_grad(x.clone(), weight.clone(), grad.clone(), &options);
             grads.register::<B>(node.id, g);
         }
         if let Some(node) = node_weight {
-            let g = weight_grad::<B>(x, weight.shape(), grad, &options);
+            let g = B::dense_weight_grad(x, weight.shape(), grad, &options);
             grads.register::<B>(node.id, g);
         }
     }
 }
 
-impl<B: Backend, C: CheckpointStrategy> DenseConvBackend for Autodiff<B, C> {
+impl<B: DenseConvKernels, C: CheckpointStrategy> DenseConvBackend for Autodiff<B, C> {
     // Not inlined so that profiles can attribute time to it (`docs/perf-profiles/`).
     #[inline(never)]
     fn dense_conv2d(
@@ -102,18 +252,13 @@ impl<B: Backend, C: CheckpointStrategy> DenseConvBackend for Autodiff<B, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let y = B::conv2d(
-                    x.into_primitive(),
-                    weight.into_primitive(),
-                    None,
-                    options.clone(),
-                );
+                let y =
+                    B::dense_forward(x.into_primitive(), weight.into_primitive(), options.clone());
                 prep.finish((x_state, weight_state, options), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv2d(
+            OpsKind::UnTracked(prep) => prep.finish(B::dense_forward(
                 x.into_primitive(),
                 weight.into_primitive(),
-                None,
                 options,
             )),
         }

@@ -14,12 +14,11 @@
 //! Everything here uses only the public `Tensor` API, so it runs (and differentiates) on any
 //! `Device`; parameters stay where the modules keep them (`Conv2d::weight` of shape
 //! `[Cout, Cin, 1, 1]`), so checkpoints and parameter counts do not change. Any conv that
-//! is not a plain 1×1 goes to Burn's `conv2d` unchanged (or, opt-in, to the dense-conv node
-//! of [`crate::dense_conv`]).
+//! is not a plain 1×1 goes to the dense-conv node of [`crate::dense_conv`] (burn-flex: the
+//! buffer kernels of [`crate::flex_conv`]; other devices and grouped convs: Burn's `conv2d`).
 //!
-//! `BOSSNAS_FAST_CONV=off` in the environment (read once per process) routes every call to
-//! Burn's `conv2d`: an A/B switch for benchmarks and a fallback should a backend misbehave.
-//! `BOSSNAS_FAST_CONV=dense` also turns the dense-conv node on (see [`Mode`]).
+//! `BOSSNAS_FAST_CONV` in the environment (read once per process) switches paths off for A/B
+//! runs and as a fallback should a backend misbehave (see [`Mode`]).
 
 use std::sync::OnceLock;
 
@@ -30,17 +29,15 @@ use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 
 /// Which fast paths are on, from `BOSSNAS_FAST_CONV` (read once per process):
-/// unset (or any other value): [`pointwise`] only, the default; `off`/`0`: none (every conv is
-/// Burn's `conv2d`); `dense`: [`pointwise`] and the dense-conv autodiff node of
-/// [`crate::dense_conv`] (burn-flex only). The dense node is opt-in because it measured slower
-/// than Burn's own backward on flex (`docs/performance.md`).
+/// unset (or any other value): both, the default; `1x1`: [`pointwise`] only (dense convs on
+/// Burn's `conv2d`); `off`/`0`: none (every conv is Burn's `conv2d`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Burn's `conv2d` for everything.
     Off,
-    /// Plain 1×1 convs as matmuls; everything else Burn's `conv2d` (the default).
+    /// Plain 1×1 convs as matmuls; everything else Burn's `conv2d`.
     PointwiseOnly,
-    /// 1×1 as matmuls and dense convs through [`crate::dense_conv::conv2d`].
+    /// 1×1 as matmuls and dense convs through [`crate::dense_conv::conv2d`] (the default).
     All,
 }
 
@@ -49,8 +46,8 @@ pub fn mode() -> Mode {
     static MODE: OnceLock<Mode> = OnceLock::new();
     *MODE.get_or_init(|| match std::env::var("BOSSNAS_FAST_CONV").as_deref() {
         Ok("off") | Ok("0") => Mode::Off,
-        Ok("dense") => Mode::All,
-        _ => Mode::PointwiseOnly,
+        Ok("1x1") => Mode::PointwiseOnly,
+        _ => Mode::All,
     })
 }
 
@@ -71,8 +68,8 @@ pub fn is_pointwise(weight_dims: [usize; 4], options: &ConvOptions<2>) -> bool {
 }
 
 /// Functional 2-D convolution, same contract as `burn::tensor::module::conv2d`: plain 1×1
-/// convolutions go through [`pointwise`]; the others through Burn's `conv2d`, or with
-/// `BOSSNAS_FAST_CONV=dense` through [`crate::dense_conv::conv2d`] (see [`Mode`]).
+/// convolutions go through [`pointwise`]; the others through [`crate::dense_conv::conv2d`]
+/// (see [`Mode`]).
 ///
 /// # Shapes
 /// - `x`: `[batch, c_in, H, W]`, `weight`: `[c_out, c_in / groups, kh, kw]`, `bias`: `[c_out]`

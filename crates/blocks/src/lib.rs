@@ -6,6 +6,7 @@ pub mod cpu_alloc;
 pub mod dense_conv;
 pub mod device;
 pub mod fast_conv;
+pub mod flex_conv;
 pub mod hytra_layers;
 pub mod peg;
 pub mod res_att;
