@@ -75,11 +75,15 @@ pub trait DenseConvKernels: Backend {
     /// `∂L/∂W` of `conv2d(x, W)` with output gradient `grad`.
     fn dense_weight_grad(
         x: FloatTensor<Self>,
-        weight_shape: Shape,
+        weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         options: &ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        weight_grad::<Self>(x, weight_shape, grad, options)
+        if options.groups == 1 {
+            weight_grad::<Self>(x, weight.shape(), grad, options)
+        } else {
+            Self::conv2d_weight_backward(x, weight, grad, options.clone())
+        }
     }
 
     /// `∂L/∂x` of `conv2d(x, W)` with output gradient `grad`.
@@ -89,7 +93,11 @@ pub trait DenseConvKernels: Backend {
         grad: FloatTensor<Self>,
         options: &ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        input_grad::<Self>(x, weight, grad, options)
+        if options.groups == 1 {
+            input_grad::<Self>(x, weight, grad, options)
+        } else {
+            Self::conv2d_x_backward(x, weight, grad, options.clone())
+        }
     }
 }
 
@@ -133,17 +141,32 @@ fn flex_tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
 }
 
-/// Whether the buffer kernels handle this convolution (one group, no dilation, padding below
-/// the kernel size so that every output sees the input).
-fn flex_kernels_apply(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> bool {
+/// Which buffer kernels of [`flex_conv`] compute a convolution.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FlexKind {
+    /// One group: im2col + GEMM.
+    Dense,
+    /// `groups = Cin = Cout`, one filter per channel: direct loops.
+    Depthwise,
+}
+
+/// The buffer kernels for this convolution (no dilation, every output window overlapping the
+/// image), or `None` (Burn's / the generic kernels then).
+fn flex_kind(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> Option<FlexKind> {
     let [_, c_in, h, w] = x.dims();
-    let [_, wc_in, kh, kw] = weight.dims();
+    let [c_out, wc_in, kh, kw] = weight.dims();
     let [(pt, pb), (pl, pr)] = options.padding;
-    options.groups == 1
-        && options.dilation == [1, 1]
-        && c_in == wc_in
-        && h + pt + pb >= kh
-        && w + pl + pr >= kw
+    let fits =
+        options.dilation == [1, 1] && h + pt + pb >= kh && w + pl + pr >= kw && pt < kh && pl < kw;
+    if !fits {
+        None
+    } else if options.groups == 1 && c_in == wc_in {
+        Some(FlexKind::Dense)
+    } else if options.groups == c_in && c_out == c_in && wc_in == 1 {
+        Some(FlexKind::Depthwise)
+    } else {
+        None
+    }
 }
 
 impl DenseConvKernels for Flex {
@@ -153,13 +176,18 @@ impl DenseConvKernels for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         let (xs, ws) = (x.shape(), weight.shape());
-        if !flex_kernels_apply(&xs, &ws, &options) {
-            return Self::conv2d(x, weight, None, options);
-        }
-        match (contiguous_f32(x.clone()), contiguous_f32(weight.clone())) {
-            (Some(xc), Some(wc)) => {
+        let kind = flex_kind(&xs, &ws, &options);
+        match (
+            kind,
+            contiguous_f32(x.clone()),
+            contiguous_f32(weight.clone()),
+        ) {
+            (Some(kind), Some(xc), Some(wc)) => {
                 let g = geometry(&xs, &ws, &options);
-                let y = flex_conv::forward(slice(&xc), slice(&wc), &g);
+                let y = match kind {
+                    FlexKind::Dense => flex_conv::forward(slice(&xc), slice(&wc), &g),
+                    FlexKind::Depthwise => flex_conv::depthwise_forward(slice(&xc), slice(&wc), &g),
+                };
                 flex_tensor(y, [g.batch, g.c_out, g.h_out, g.w_out])
             }
             _ => Self::conv2d(x, weight, None, options),
@@ -168,21 +196,29 @@ impl DenseConvKernels for Flex {
 
     fn dense_weight_grad(
         x: FloatTensor<Self>,
-        weight_shape: Shape,
+        weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         options: &ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        let xs = x.shape();
-        if !flex_kernels_apply(&xs, &weight_shape, options) {
-            return weight_grad::<Self>(x, weight_shape, grad, options);
-        }
-        match (contiguous_f32(x.clone()), contiguous_f32(grad.clone())) {
-            (Some(xc), Some(gc)) => {
-                let g = geometry(&xs, &weight_shape, options);
-                let dw = flex_conv::weight_grad(slice(&xc), slice(&gc), &g);
-                flex_tensor(dw, weight_shape.dims())
+        let (xs, ws) = (x.shape(), weight.shape());
+        let kind = flex_kind(&xs, &ws, options);
+        match (
+            kind,
+            contiguous_f32(x.clone()),
+            contiguous_f32(grad.clone()),
+        ) {
+            (Some(kind), Some(xc), Some(gc)) => {
+                let g = geometry(&xs, &ws, options);
+                let dw = match kind {
+                    FlexKind::Dense => flex_conv::weight_grad(slice(&xc), slice(&gc), &g),
+                    FlexKind::Depthwise => {
+                        flex_conv::depthwise_weight_grad(slice(&xc), slice(&gc), &g)
+                    }
+                };
+                flex_tensor(dw, ws.dims())
             }
-            _ => weight_grad::<Self>(x, weight_shape, grad, options),
+            _ if options.groups == 1 => weight_grad::<Self>(x, ws, grad, options),
+            _ => Self::conv2d_weight_backward(x, weight, grad, options.clone()),
         }
     }
 
@@ -193,16 +229,24 @@ impl DenseConvKernels for Flex {
         options: &ConvOptions<2>,
     ) -> FloatTensor<Self> {
         let (xs, ws) = (x.shape(), weight.shape());
-        if !flex_kernels_apply(&xs, &ws, options) {
-            return input_grad::<Self>(x, weight, grad, options);
-        }
-        match (contiguous_f32(weight.clone()), contiguous_f32(grad.clone())) {
-            (Some(wc), Some(gc)) => {
+        let kind = flex_kind(&xs, &ws, options);
+        match (
+            kind,
+            contiguous_f32(weight.clone()),
+            contiguous_f32(grad.clone()),
+        ) {
+            (Some(kind), Some(wc), Some(gc)) => {
                 let g = geometry(&xs, &ws, options);
-                let dx = flex_conv::input_grad(slice(&wc), slice(&gc), &g);
+                let dx = match kind {
+                    FlexKind::Dense => flex_conv::input_grad(slice(&wc), slice(&gc), &g),
+                    FlexKind::Depthwise => {
+                        flex_conv::depthwise_input_grad(slice(&wc), slice(&gc), &g)
+                    }
+                };
                 flex_tensor(dx, xs.dims())
             }
-            _ => input_grad::<Self>(x, weight, grad, options),
+            _ if options.groups == 1 => input_grad::<Self>(x, weight, grad, options),
+            _ => Self::conv2d_x_backward(x, weight, grad, options.clone()),
         }
     }
 }
@@ -230,7 +274,7 @@ impl<B: DenseConvKernels> Backward<B, 2> for DenseConvNode {
             grads.register::<B>(node.id, g);
         }
         if let Some(node) = node_weight {
-            let g = B::dense_weight_grad(x, weight.shape(), grad, &options);
+            let g = B::dense_weight_grad(x, weight, grad, &options);
             grads.register::<B>(node.id, g);
         }
     }
@@ -265,12 +309,21 @@ impl<B: DenseConvKernels, C: CheckpointStrategy> DenseConvBackend for Autodiff<B
     }
 }
 
-/// Whether [`conv2d`] handles this convolution itself: one group, no dilation, a kernel
+/// Whether [`conv2d`] handles this dense convolution itself: one group, no dilation, a kernel
 /// larger than 1×1 or a stride above 1 (plain 1×1 stride-1 convs are `fast_conv::pointwise`).
 pub fn is_dense(weight_dims: [usize; 4], options: &ConvOptions<2>) -> bool {
     options.groups == 1
         && options.dilation == [1, 1]
         && !(weight_dims[2] == 1 && weight_dims[3] == 1 && options.stride == [1, 1])
+}
+
+/// Whether a convolution is depthwise (one filter per channel: `groups = Cin = Cout`, weight
+/// `[C, 1, kh, kw]`, no dilation); [`conv2d`] handles those too.
+pub fn is_depthwise(x_channels: usize, weight_dims: [usize; 4], options: &ConvOptions<2>) -> bool {
+    options.groups == x_channels
+        && weight_dims[0] == x_channels
+        && weight_dims[1] == 1
+        && options.dilation == [1, 1]
 }
 
 /// Whether tensors on `device` go to burn-flex (plain or autodiff), where the node is routed.
@@ -283,16 +336,18 @@ pub fn is_flex(device: &Device) -> bool {
     }
 }
 
-/// Dense 2-D convolution, same contract and result as `burn::tensor::module::conv2d`, with the
-/// cheaper backward of this module on burn-flex. Other devices, grouped or dilated convs use
-/// Burn's `conv2d`.
+/// Dense or depthwise 2-D convolution, same contract and result as
+/// `burn::tensor::module::conv2d`, with the kernels of this module on burn-flex. Other devices,
+/// other grouped convs and dilated convs use Burn's `conv2d`.
 pub fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    if !is_dense(weight.dims(), &options) || !is_flex(&x.device()) {
+    let routed =
+        is_dense(weight.dims(), &options) || is_depthwise(x.dims()[1], weight.dims(), &options);
+    if !routed || !is_flex(&x.device()) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let c_out = weight.dims()[0];
@@ -458,7 +513,10 @@ mod tests {
     /// Forward and the input, weight and bias gradients equal Burn's `conv2d` (rel. 1e-4).
     fn check(x_dims: [usize; 4], w_dims: [usize; 4], bias: bool, options: ConvOptions<2>) {
         let d = Device::flex().autodiff();
-        assert!(is_flex(&d) && is_dense(w_dims, &options));
+        assert!(
+            is_flex(&d)
+                && (is_dense(w_dims, &options) || is_depthwise(x_dims[1], w_dims, &options))
+        );
         let x0 = rand(x_dims, &d);
         let w0 = rand(w_dims, &d);
         let b0 = rand([w_dims[0]], &d);
@@ -557,6 +615,38 @@ mod tests {
             let burn = burn::tensor::module::conv2d(x, w, Some(b), o.clone());
             assert!(rel_diff(ours, burn) < 1e-5);
         }
+    }
+
+    #[test]
+    fn depthwise_convs_match_burn() {
+        // PEG (3×3, stride 1 and 2) and MBConv (5×5, 7×7) shapes, with and without bias.
+        check(
+            [2, 6, 8, 8],
+            [6, 1, 3, 3],
+            true,
+            ConvOptions::new([1, 1], [1, 1], [1, 1], 6),
+        );
+        check(
+            [2, 6, 9, 8],
+            [6, 1, 3, 3],
+            false,
+            ConvOptions::new([2, 2], [1, 1], [1, 1], 6),
+        );
+        check(
+            [3, 4, 10, 10],
+            [4, 1, 5, 5],
+            false,
+            ConvOptions::new([1, 1], [2, 2], [1, 1], 4),
+        );
+        check(
+            [1, 3, 11, 9],
+            [3, 1, 7, 7],
+            true,
+            ConvOptions::new([2, 2], [3, 3], [1, 1], 3),
+        );
+        // Grouped but not depthwise: Burn's conv2d.
+        let o = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
+        assert!(!is_depthwise(4, [4, 2, 3, 3], &o));
     }
 
     #[test]

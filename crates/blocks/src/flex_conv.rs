@@ -430,6 +430,151 @@ pub fn input_grad_col2im(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32>
     dx
 }
 
+// ---------------------------------------------------------------- depthwise
+
+/// Output columns `ow` whose input column `ow·sw + j − pl` lies in `[0, w)` (any stride).
+fn valid_out_cols(g: &Geometry, j: usize) -> std::ops::Range<usize> {
+    let (pl, sw) = (g.pad_top_left[1] as isize, g.stride[1] as isize);
+    let first = pl - j as isize; // smallest ow·sw allowed
+    let lo = if first <= 0 { 0 } else { (first + sw - 1) / sw };
+    let last = g.w as isize - 1 + pl - j as isize; // largest ow·sw allowed
+    let hi = if last < 0 { 0 } else { last / sw + 1 };
+    let (lo, hi) = (lo.min(g.w_out as isize), hi.min(g.w_out as isize));
+    lo as usize..hi.max(lo) as usize
+}
+
+/// Input row of kernel row `i` for output row `oh`, if inside the image.
+fn input_row(g: &Geometry, oh: usize, i: usize) -> Option<usize> {
+    let y = (oh * g.stride[0] + i) as isize - g.pad_top_left[0] as isize;
+    (y >= 0 && y < g.h as isize).then_some(y as usize)
+}
+
+/// Depthwise (`groups = Cin = Cout`) forward: `x` `[B, C, H, W]`, `weight` `[C, 1, kh, kw]`.
+/// Direct loops over each (item, channel) plane, vectorised along the output rows.
+pub fn depthwise_forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
+    let (kk, hw, p) = (g.taps(), g.h * g.w, g.positions());
+    let mut out = vec![0f32; g.batch * g.c_out * p];
+    let (sw, pl) = (g.stride[1], g.pad_top_left[1]);
+    out.par_chunks_mut(p.max(1))
+        .enumerate()
+        .for_each(|(plane, y)| {
+            let c = plane % g.c_out;
+            let xp = &x[plane * hw..(plane + 1) * hw];
+            let wc = &weight[c * kk..(c + 1) * kk];
+            for oh in 0..g.h_out {
+                let yrow = &mut y[oh * g.w_out..(oh + 1) * g.w_out];
+                for i in 0..g.kh {
+                    let Some(iy) = input_row(g, oh, i) else {
+                        continue;
+                    };
+                    let xrow = &xp[iy * g.w..(iy + 1) * g.w];
+                    for j in 0..g.kw {
+                        let wv = wc[i * g.kw + j];
+                        let r = valid_out_cols(g, j);
+                        if r.is_empty() {
+                            continue;
+                        }
+                        if sw == 1 {
+                            let s0 = r.start + j - pl;
+                            for (o, v) in yrow[r.clone()].iter_mut().zip(&xrow[s0..]) {
+                                *o += wv * v;
+                            }
+                        } else {
+                            for ow in r {
+                                yrow[ow] += wv * xrow[ow * sw + j - pl];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    out
+}
+
+/// Depthwise input gradient `[B, C, H, W]` from `weight` `[C, 1, kh, kw]` and `grad`.
+pub fn depthwise_input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+    let (kk, hw, p) = (g.taps(), g.h * g.w, g.positions());
+    let mut dx = vec![0f32; g.batch * g.c_in * hw];
+    let (sw, pl) = (g.stride[1], g.pad_top_left[1]);
+    dx.par_chunks_mut(hw.max(1))
+        .enumerate()
+        .for_each(|(plane, dxp)| {
+            let c = plane % g.c_in;
+            let gp = &grad[plane * p..(plane + 1) * p];
+            let wc = &weight[c * kk..(c + 1) * kk];
+            for oh in 0..g.h_out {
+                let grow = &gp[oh * g.w_out..(oh + 1) * g.w_out];
+                for i in 0..g.kh {
+                    let Some(iy) = input_row(g, oh, i) else {
+                        continue;
+                    };
+                    let dxrow = &mut dxp[iy * g.w..(iy + 1) * g.w];
+                    for j in 0..g.kw {
+                        let wv = wc[i * g.kw + j];
+                        let r = valid_out_cols(g, j);
+                        if r.is_empty() {
+                            continue;
+                        }
+                        if sw == 1 {
+                            let s0 = r.start + j - pl;
+                            for (d, v) in dxrow[s0..].iter_mut().zip(&grow[r]) {
+                                *d += wv * v;
+                            }
+                        } else {
+                            for ow in r {
+                                dxrow[ow * sw + j - pl] += wv * grow[ow];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    dx
+}
+
+/// Depthwise weight gradient `[C, 1, kh, kw]` from the input `x` and `grad`; threads own
+/// channels.
+pub fn depthwise_weight_grad(x: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+    let (kk, hw, p) = (g.taps(), g.h * g.w, g.positions());
+    let mut dw = vec![0f32; g.c_out * kk];
+    let (sw, pl) = (g.stride[1], g.pad_top_left[1]);
+    dw.par_chunks_mut(kk.max(1))
+        .enumerate()
+        .for_each(|(c, dwc)| {
+            for b in 0..g.batch {
+                let plane = b * g.c_in + c;
+                let xp = &x[plane * hw..(plane + 1) * hw];
+                let gp = &grad[plane * p..(plane + 1) * p];
+                for oh in 0..g.h_out {
+                    let grow = &gp[oh * g.w_out..(oh + 1) * g.w_out];
+                    for i in 0..g.kh {
+                        let Some(iy) = input_row(g, oh, i) else {
+                            continue;
+                        };
+                        let xrow = &xp[iy * g.w..(iy + 1) * g.w];
+                        for j in 0..g.kw {
+                            let r = valid_out_cols(g, j);
+                            if r.is_empty() {
+                                continue;
+                            }
+                            if r.is_empty() {
+                                continue;
+                            }
+                            let acc: f32 = if sw == 1 {
+                                let s0 = r.start + j - pl;
+                                grow[r].iter().zip(&xrow[s0..]).map(|(a, b)| a * b).sum()
+                            } else {
+                                r.map(|ow| grow[ow] * xrow[ow * sw + j - pl]).sum()
+                            };
+                            dwc[i * g.kw + j] += acc;
+                        }
+                    }
+                }
+            }
+        });
+    dw
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,6 +616,96 @@ mod tests {
             }
         }
         [y, dw, dx]
+    }
+
+    /// The definition of a depthwise conv (`groups = C`) and its gradients.
+    fn reference_depthwise(x: &[f32], w: &[f32], gr: &[f32], g: &Geometry) -> [Vec<f32>; 3] {
+        let (mut y, mut dw, mut dx) = (
+            vec![0f32; g.batch * g.item_out()],
+            vec![0f32; w.len()],
+            vec![0f32; x.len()],
+        );
+        for b in 0..g.batch {
+            for c in 0..g.c_out {
+                for oh in 0..g.h_out {
+                    for ow in 0..g.w_out {
+                        let o = ((b * g.c_out + c) * g.h_out + oh) * g.w_out + ow;
+                        for i in 0..g.kh {
+                            for j in 0..g.kw {
+                                let yy =
+                                    (oh * g.stride[0] + i) as isize - g.pad_top_left[0] as isize;
+                                let xx =
+                                    (ow * g.stride[1] + j) as isize - g.pad_top_left[1] as isize;
+                                if yy < 0 || xx < 0 || yy >= g.h as isize || xx >= g.w as isize {
+                                    continue;
+                                }
+                                let xi = ((b * g.c_in + c) * g.h + yy as usize) * g.w + xx as usize;
+                                let wi = (c * g.kh + i) * g.kw + j;
+                                y[o] += x[xi] * w[wi];
+                                dw[wi] += gr[o] * x[xi];
+                                dx[xi] += gr[o] * w[wi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        [y, dw, dx]
+    }
+
+    #[test]
+    fn depthwise_kernels_match_the_definition() {
+        // (x dims, kernel, stride, padding top/left, padding bottom/right)
+        let cases = [
+            ([2, 3, 7, 6], 3, 1, [1, 1], [1, 1]),
+            ([2, 4, 8, 9], 3, 2, [1, 1], [1, 1]),
+            ([1, 2, 9, 7], 5, 1, [2, 2], [2, 2]),
+            ([2, 3, 11, 10], 5, 2, [2, 2], [2, 2]),
+            ([1, 2, 6, 6], 3, 2, [0, 1], [1, 0]),
+            // Maps smaller than the kernel (MBConv at the last stage of tiny test inputs).
+            ([2, 2, 1, 1], 5, 1, [2, 2], [2, 2]),
+            ([1, 3, 2, 3], 7, 2, [3, 3], [3, 3]),
+        ];
+        for (xd, k, s, [pt, pl], [pb, pr]) in cases {
+            let g = Geometry {
+                batch: xd[0],
+                c_in: xd[1],
+                h: xd[2],
+                w: xd[3],
+                c_out: xd[1],
+                kh: k,
+                kw: k,
+                stride: [s, s],
+                pad_top_left: [pt, pl],
+                h_out: (xd[2] + pt + pb - k) / s + 1,
+                w_out: (xd[3] + pl + pr - k) / s + 1,
+            };
+            let fill = |n: usize, m: usize| {
+                (0..n)
+                    .map(|i| ((i * m) % 89) as f32 / 89.0 - 0.5)
+                    .collect::<Vec<_>>()
+            };
+            let x = fill(xd.iter().product(), 29);
+            let w = fill(xd[1] * k * k, 11);
+            let gr = fill(g.batch * g.item_out(), 7);
+            let [y, dw, dx] = reference_depthwise(&x, &w, &gr, &g);
+            let what = format!("{xd:?} k{k} s{s}");
+            close(
+                &depthwise_forward(&x, &w, &g),
+                &y,
+                &format!("forward {what}"),
+            );
+            close(
+                &depthwise_weight_grad(&x, &gr, &g),
+                &dw,
+                &format!("weight grad {what}"),
+            );
+            close(
+                &depthwise_input_grad(&w, &gr, &g),
+                &dx,
+                &format!("input grad {what}"),
+            );
+        }
     }
 
     fn close(a: &[f32], b: &[f32], what: &str) {

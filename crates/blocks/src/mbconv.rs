@@ -170,7 +170,10 @@ impl InvertedResidual {
     /// The branch output (no residual). See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = silu(self.bn1.forward(crate::fast_conv::forward(&self.expand, x)));
-        let x = silu(self.bn2.forward(self.depthwise.forward(x)));
+        let x = silu(
+            self.bn2
+                .forward(crate::fast_conv::forward(&self.depthwise, x)),
+        );
         let x = match &self.se {
             Some(se) => se.forward(x),
             None => x,
@@ -374,7 +377,10 @@ impl MbconvStem {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
         let inp = silu(self.bn.forward(self.conv.forward(images)));
-        let x = silu(self.dw_bn.forward(self.dw.forward(inp.clone())));
+        let x = silu(
+            self.dw_bn
+                .forward(crate::fast_conv::forward(&self.dw, inp.clone())),
+        );
         let x = match &self.se {
             Some(se) => se.forward(x),
             None => x,

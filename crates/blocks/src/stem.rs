@@ -121,7 +121,9 @@ impl StemAdapterConfig {
 impl StemAdapter {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn
-            .forward(crate::fast_conv::forward(&self.pw, self.dw.forward(x)))
+        self.bn.forward(crate::fast_conv::forward(
+            &self.pw,
+            crate::fast_conv::forward(&self.dw, x),
+        ))
     }
 }
