@@ -455,6 +455,7 @@ pub fn depthwise_forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (kk, hw, p) = (g.taps(), g.h * g.w, g.positions());
     let mut out = vec![0f32; g.batch * g.c_out * p];
     let (sw, pl) = (g.stride[1], g.pad_top_left[1]);
+    let cols: Vec<_> = (0..g.kw).map(|j| valid_out_cols(g, j)).collect();
     out.par_chunks_mut(p.max(1))
         .enumerate()
         .for_each(|(plane, y)| {
@@ -470,7 +471,7 @@ pub fn depthwise_forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
                     let xrow = &xp[iy * g.w..(iy + 1) * g.w];
                     for j in 0..g.kw {
                         let wv = wc[i * g.kw + j];
-                        let r = valid_out_cols(g, j);
+                        let r = cols[j].clone();
                         if r.is_empty() {
                             continue;
                         }
@@ -496,6 +497,7 @@ pub fn depthwise_input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f
     let (kk, hw, p) = (g.taps(), g.h * g.w, g.positions());
     let mut dx = vec![0f32; g.batch * g.c_in * hw];
     let (sw, pl) = (g.stride[1], g.pad_top_left[1]);
+    let cols: Vec<_> = (0..g.kw).map(|j| valid_out_cols(g, j)).collect();
     dx.par_chunks_mut(hw.max(1))
         .enumerate()
         .for_each(|(plane, dxp)| {
@@ -511,7 +513,7 @@ pub fn depthwise_input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f
                     let dxrow = &mut dxp[iy * g.w..(iy + 1) * g.w];
                     for j in 0..g.kw {
                         let wv = wc[i * g.kw + j];
-                        let r = valid_out_cols(g, j);
+                        let r = cols[j].clone();
                         if r.is_empty() {
                             continue;
                         }
@@ -532,12 +534,32 @@ pub fn depthwise_input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f
     dx
 }
 
+/// `Σ a[i]·b[i]` with eight partial sums, so the compiler can vectorise it (a single running
+/// `f32` sum must keep its order and stays scalar).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 /// Depthwise weight gradient `[C, 1, kh, kw]` from the input `x` and `grad`; threads own
 /// channels.
 pub fn depthwise_weight_grad(x: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     let (kk, hw, p) = (g.taps(), g.h * g.w, g.positions());
     let mut dw = vec![0f32; g.c_out * kk];
     let (sw, pl) = (g.stride[1], g.pad_top_left[1]);
+    let cols: Vec<_> = (0..g.kw).map(|j| valid_out_cols(g, j)).collect();
     dw.par_chunks_mut(kk.max(1))
         .enumerate()
         .for_each(|(c, dwc)| {
@@ -553,7 +575,7 @@ pub fn depthwise_weight_grad(x: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> 
                         };
                         let xrow = &xp[iy * g.w..(iy + 1) * g.w];
                         for j in 0..g.kw {
-                            let r = valid_out_cols(g, j);
+                            let r = cols[j].clone();
                             if r.is_empty() {
                                 continue;
                             }
@@ -562,7 +584,7 @@ pub fn depthwise_weight_grad(x: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> 
                             }
                             let acc: f32 = if sw == 1 {
                                 let s0 = r.start + j - pl;
-                                grow[r].iter().zip(&xrow[s0..]).map(|(a, b)| a * b).sum()
+                                dot(&grow[r.clone()], &xrow[s0..s0 + r.len()])
                             } else {
                                 r.map(|ow| grow[ow] * xrow[ow * sw + j - pl]).sum()
                             };
