@@ -2,6 +2,7 @@
 //! and their retraining versions ([`crate::retrain`]): activation choice, conv + BN (+ act)
 //! units, the timm-style squeeze-excitation gate and stochastic depth.
 
+use crate::fused_norm::batch_norm;
 use burn::config::Config;
 use burn::module::{Flag, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -129,7 +130,7 @@ impl ConvBnActConfig {
 impl ConvBnAct {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.bn.forward(crate::fast_conv::forward(&self.conv, x));
+        let y = batch_norm(&self.bn, crate::fast_conv::forward(&self.conv, x));
         match self.act {
             Some(a) => a.apply(y),
             None => y,
@@ -192,7 +193,7 @@ impl AvgDown {
             Some(p) => p.forward(x),
             None => x,
         };
-        self.bn.forward(crate::fast_conv::forward(&self.conv, x))
+        batch_norm(&self.bn, crate::fast_conv::forward(&self.conv, x))
     }
 }
 

@@ -1,4 +1,13 @@
-//! placeholder
+//! Burn modules for the BossNAS candidate operations, and the CPU kernels behind them.
+//!
+//! - HyTra: [`res_conv`] (ResConv), [`res_att`] (ResAtt with the depthwise-conv positional
+//!   encoding of [`peg`], which also does the stride), [`attention`], [`stem`],
+//!   [`search_entry`], [`hytra_layers`] and the retraining versions in [`retrain`].
+//! - MBConv and NATS-SSS: [`mbconv`], [`nats`] and the slimmable layers of [`slimmable`].
+//! - Device selection: [`device`] (`--device flex|wgpu|cuda`).
+//! - CPU speed on burn-flex (issue 7, `docs/performance.md`): [`fast_conv`] routes convs,
+//!   [`dense_conv`] / [`flex_conv`] are the conv node and its kernels, [`fused_norm`] /
+//!   [`flex_norm`] the training-mode batch norm; every other device uses Burn's own ops.
 
 // HyTra ops (search-time and retraining versions).
 pub mod attention;
@@ -7,6 +16,8 @@ pub mod dense_conv;
 pub mod device;
 pub mod fast_conv;
 pub mod flex_conv;
+pub mod flex_norm;
+pub mod fused_norm;
 pub mod hytra_layers;
 pub mod peg;
 pub mod res_att;

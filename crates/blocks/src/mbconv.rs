@@ -5,6 +5,7 @@
 //! Semantics follow BossNAS `operations/mbconv_ops.py` (timm 0.3 `InvertedResidual` with a
 //! `downsample` residual) and `operation_dict.py` (SiLU everywhere, PyTorch-default BN).
 
+use crate::fused_norm::batch_norm;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -169,17 +170,19 @@ pub struct InvertedResidual {
 impl InvertedResidual {
     /// The branch output (no residual). See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = silu(self.bn1.forward(crate::fast_conv::forward(&self.expand, x)));
-        let x = silu(
-            self.bn2
-                .forward(crate::fast_conv::forward(&self.depthwise, x)),
-        );
+        let x = silu(batch_norm(
+            &self.bn1,
+            crate::fast_conv::forward(&self.expand, x),
+        ));
+        let x = silu(batch_norm(
+            &self.bn2,
+            crate::fast_conv::forward(&self.depthwise, x),
+        ));
         let x = match &self.se {
             Some(se) => se.forward(x),
             None => x,
         };
-        self.bn3
-            .forward(crate::fast_conv::forward(&self.project, x))
+        batch_norm(&self.bn3, crate::fast_conv::forward(&self.project, x))
     }
 }
 
@@ -249,7 +252,7 @@ impl MbconvShortcut {
             x
         };
         match (&self.conv, &self.bn) {
-            (Some(c), Some(bn)) => bn.forward(crate::fast_conv::forward(c, x)),
+            (Some(c), Some(bn)) => batch_norm(bn, crate::fast_conv::forward(c, x)),
             _ => x,
         }
     }
@@ -376,16 +379,16 @@ pub struct MbconvStem {
 impl MbconvStem {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
-        let inp = silu(self.bn.forward(self.conv.forward(images)));
-        let x = silu(
-            self.dw_bn
-                .forward(crate::fast_conv::forward(&self.dw, inp.clone())),
-        );
+        let inp = silu(batch_norm(&self.bn, self.conv.forward(images)));
+        let x = silu(batch_norm(
+            &self.dw_bn,
+            crate::fast_conv::forward(&self.dw, inp.clone()),
+        ));
         let x = match &self.se {
             Some(se) => se.forward(x),
             None => x,
         };
-        let y = self.pw_bn.forward(crate::fast_conv::forward(&self.pw, x));
+        let y = batch_norm(&self.pw_bn, crate::fast_conv::forward(&self.pw, x));
         let [_, c_in, _, _] = inp.dims();
         let [_, c_out, _, _] = y.dims();
         // timm adds the block input back when the widths agree (stride is 1).

@@ -27,6 +27,7 @@
 //! it defaults to `false` (xautodl) for fixed-width networks and to `true` (BossNAS) for the
 //! slimmable supernet cells.
 
+use crate::fused_norm::batch_norm;
 use burn::config::Config;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -134,8 +135,7 @@ pub struct ReluConvBn {
 impl ReluConvBn {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn
-            .forward(crate::fast_conv::forward(&self.conv, relu(x)))
+        batch_norm(&self.bn, crate::fast_conv::forward(&self.conv, relu(x)))
     }
 }
 
@@ -168,7 +168,7 @@ impl FactorizedReduce {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = if self.leading_relu { relu(x) } else { x };
-        self.bn.forward(crate::fast_conv::forward(&self.conv, x))
+        batch_norm(&self.bn, crate::fast_conv::forward(&self.conv, x))
     }
 }
 
@@ -345,7 +345,7 @@ pub struct NatsNet {
 impl NatsNet {
     /// Stem and the five layers (no head).
     pub fn features(&self, images: Tensor<4>) -> Tensor<4> {
-        let x = self.stem_bn.forward(self.stem_conv.forward(images));
+        let x = batch_norm(&self.stem_bn, self.stem_conv.forward(images));
         let x = self.cell0.forward(x);
         let x = self.res1.forward(x);
         let x = self.cell2.forward(x);
@@ -355,7 +355,7 @@ impl NatsNet {
 
     /// Logits. See the type-level `# Shapes`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.head_bn.forward(self.features(images)));
+        let x = relu(batch_norm(&self.head_bn, self.features(images)));
         let [b, c, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([b, c]);
         self.classifier.forward(pooled)

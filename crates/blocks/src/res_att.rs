@@ -2,6 +2,7 @@
 //! multi-head self-attention, with separate stride-1/stride-2 entries sharing the attention
 //! `net`.
 
+use crate::fused_norm::batch_norm;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -94,10 +95,8 @@ impl ResAtt {
     pub fn forward(&self, x: Tensor<4>, stride: usize) -> Tensor<4> {
         let (h, residual) = self.entry_for(stride).forward(x);
         let h = self.mhsa.forward(relu(h));
-        let h = relu(self.bn_att.forward(h));
-        let h = self
-            .bn_out
-            .forward(crate::fast_conv::forward(&self.conv_out, h));
+        let h = relu(batch_norm(&self.bn_att, h));
+        let h = batch_norm(&self.bn_out, crate::fast_conv::forward(&self.conv_out, h));
         relu(h + residual)
     }
 

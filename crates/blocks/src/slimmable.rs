@@ -7,6 +7,7 @@
 //! ones. Batch-norm statistics differ too much between widths to be shared, so every width
 //! gets its own [`BatchNorm`] ("switchable BN").
 
+use crate::fused_norm::batch_norm;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2dConfig;
@@ -131,7 +132,7 @@ pub struct SwitchableBatchNorm {
 impl SwitchableBatchNorm {
     /// Normalises `x` with the BN of width index `index`. See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>, index: usize) -> Tensor<4> {
-        self.bns[index].forward(x)
+        batch_norm(&self.bns[index], x)
     }
 }
 

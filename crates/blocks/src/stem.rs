@@ -1,5 +1,6 @@
 //! The ResNet stem and the HyTra stem adapters (spec §1.4).
 
+use crate::fused_norm::batch_norm;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -72,7 +73,7 @@ impl StemConfig {
 impl Stem {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.act.apply(self.bn.forward(self.conv.forward(x)));
+        let x = self.act.apply(batch_norm(&self.bn, self.conv.forward(x)));
         self.pool.forward(x)
     }
 }
@@ -121,9 +122,9 @@ impl StemAdapterConfig {
 impl StemAdapter {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(crate::fast_conv::forward(
-            &self.pw,
-            crate::fast_conv::forward(&self.dw, x),
-        ))
+        batch_norm(
+            &self.bn,
+            crate::fast_conv::forward(&self.pw, crate::fast_conv::forward(&self.dw, x)),
+        )
     }
 }

@@ -14,6 +14,7 @@
 //! `spatial = false`). A count equal to `N` passes through unchanged (MBConv, or HyTra paths
 //! ending at 1/32).
 
+use bossnas_blocks::fused_norm::batch_norm;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
@@ -64,7 +65,7 @@ impl ChannelAdapter {
             Some(dw) => dw.forward(x),
             None => x,
         };
-        self.bn.forward(self.pointwise.forward(x))
+        batch_norm(&self.bn, self.pointwise.forward(x))
     }
 }
 

@@ -7,6 +7,7 @@
 //! residual; its shortcut ([`MbconvShortcut`]) is one module per layer shared by the four
 //! candidates. Block populations: `4^layers` = 16 / 256.
 
+use bossnas_blocks::fused_norm::batch_norm;
 use bossnas_blocks::mbconv::{
     InvertedResidual, InvertedResidualConfig, MBCONV_CANDIDATES, MbconvLayer, MbconvLayerConfig,
     MbconvShortcut, MbconvShortcutConfig, MbconvStem, MbconvStemConfig,
@@ -312,7 +313,7 @@ impl MbconvNet {
         for layer in &self.layers {
             x = layer.forward(x);
         }
-        let x = silu(self.head_bn.forward(self.head_conv.forward(x)));
+        let x = silu(batch_norm(&self.head_bn, self.head_conv.forward(x)));
         let [b, c, _, _] = x.dims();
         self.classifier
             .forward(x.mean_dim(3).mean_dim(2).reshape([b, c]))

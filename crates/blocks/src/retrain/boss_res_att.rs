@@ -1,3 +1,4 @@
+use crate::fused_norm::batch_norm;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -105,15 +106,14 @@ impl BossResAtt {
             Some(s) => s.forward(x.clone()),
             None => x.clone(),
         };
-        let h = self.proj_bn.forward(
+        let h = batch_norm(
+            &self.proj_bn,
             self.peg
                 .forward(crate::fast_conv::forward(&self.proj_conv, x)),
         );
         let h = self.mhsa.forward(act.apply(h));
-        let h = act.apply(self.bn_att.forward(h));
-        let h = self
-            .bn_out
-            .forward(crate::fast_conv::forward(&self.conv_out, h));
+        let h = act.apply(batch_norm(&self.bn_att, h));
+        let h = batch_norm(&self.bn_out, crate::fast_conv::forward(&self.conv_out, h));
         act.apply(h + residual)
     }
 }

@@ -1,3 +1,4 @@
+use crate::fused_norm::batch_norm;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -111,12 +112,15 @@ impl BossResConv {
             Some(s) => s.forward(x.clone()),
             None => x.clone(),
         };
-        let h = act.apply(
-            self.bn1
-                .forward(self.peg.forward(crate::fast_conv::forward(&self.conv1, x))),
-        );
-        let h = act.apply(self.bn2.forward(crate::fast_conv::forward(&self.conv2, h)));
-        let mut h = self.bn3.forward(crate::fast_conv::forward(&self.conv3, h));
+        let h = act.apply(batch_norm(
+            &self.bn1,
+            self.peg.forward(crate::fast_conv::forward(&self.conv1, x)),
+        ));
+        let h = act.apply(batch_norm(
+            &self.bn2,
+            crate::fast_conv::forward(&self.conv2, h),
+        ));
+        let mut h = batch_norm(&self.bn3, crate::fast_conv::forward(&self.conv3, h));
         if let Some(se) = &self.se {
             h = se.forward(h);
         }

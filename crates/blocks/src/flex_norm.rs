@@ -1,0 +1,305 @@
+//! Training-mode batch-norm kernels on contiguous `f32` buffers (issue 7, CPU speed), used by
+//! the fused batch-norm node of [`crate::fused_norm`] on burn-flex.
+//!
+//! Burn's generic `batch_norm_train` (and its backward) computes the per-channel statistics by
+//! materialising a channel-major copy of the input (`swap_dims(0, 1)` + reshape), then runs
+//! about ten element-wise passes; on the bench rows those copies were 12–40 % of the step
+//! (`docs/perf-profiles/`). These kernels read the `[B, C, S]` layout in place: a per-channel
+//! reduction over the `B` planes of `S` contiguous values, then one fused element-wise pass.
+//!
+//! Numerics: plane sums in eight `f32` lanes, totals in `f64`; the variance is the mean of
+//! squared deviations from the mean (two passes, biased — what Burn's `batch_norm_train`
+//! returns and feeds to the running statistics).
+
+use rayon::prelude::*;
+
+/// The layout `[batch, channels, spatial]` of a contiguous NC… tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Leading dimension.
+    pub batch: usize,
+    /// Normalised dimension (dim 1).
+    pub channels: usize,
+    /// Product of the remaining dimensions.
+    pub spatial: usize,
+}
+
+impl Layout {
+    /// Values per channel (`batch · spatial`), the `N` of the statistics.
+    pub fn per_channel(&self) -> usize {
+        self.batch * self.spatial
+    }
+
+    fn len(&self) -> usize {
+        self.batch * self.channels * self.spatial
+    }
+
+    /// The planes of channel `c` in `x`.
+    fn planes<'a>(&self, x: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+        let (s, cs) = (self.spatial, self.channels * self.spatial);
+        (0..self.batch).map(move |b| &x[b * cs + c * s..b * cs + (c + 1) * s])
+    }
+
+    /// Planes per parallel task: at least ~16 K values each, so small maps do not pay rayon's
+    /// per-task cost once per plane.
+    fn planes_per_task(&self) -> usize {
+        (16_384 / self.spatial.max(1)).max(1)
+    }
+}
+
+/// `Σ f(a_i, b_i)` over two equal-length slices, in eight `f32` lanes (vectorised), as `f64`.
+#[inline(always)]
+fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += f(x[l], y[l]);
+        }
+    }
+    let tail: f32 = ar.iter().zip(br).map(|(&x, &y)| f(x, y)).sum();
+    acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
+}
+
+/// Per-channel batch mean and biased variance of `x` (`[B, C, S]`).
+pub fn stats(x: &[f32], l: &Layout) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(
+        x.len(),
+        l.len(),
+        "batch-norm stats: buffer does not match its layout"
+    );
+    let n = l.per_channel().max(1) as f64;
+    (0..l.channels)
+        .into_par_iter()
+        .map(|c| {
+            let mean = l
+                .planes(x, c)
+                .map(|p| lane_sum(p, p, |v, _| v))
+                .sum::<f64>()
+                / n;
+            let m = mean as f32;
+            let var = l
+                .planes(x, c)
+                .map(|p| {
+                    lane_sum(p, p, |v, _| {
+                        let d = v - m;
+                        d * d
+                    })
+                })
+                .sum::<f64>()
+                / n;
+            (m, var as f32)
+        })
+        .unzip()
+}
+
+/// One parallel pass over the planes: `out = scale[c] · (x − mean[c]) + shift[c]`, or with
+/// `dy` given, `out = k_dy[c] · (dy − shift[c]) + scale[c] · (x − mean[c])`. Centring both
+/// terms first keeps the result accurate when the factors are huge (a near-constant channel:
+/// `1/√ε`).
+fn affine_pass(
+    x: &[f32],
+    dy: Option<&[f32]>,
+    mean: &[f32],
+    (scale, shift): (&[f32], &[f32]),
+    k_dy: &[f32],
+    l: &Layout,
+) -> Vec<f32> {
+    let s = l.spatial.max(1);
+    let mut out = vec![0f32; l.len()];
+    out.par_chunks_mut(s)
+        .with_min_len(l.planes_per_task())
+        .enumerate()
+        .for_each(|(plane, o)| {
+            let c = plane % l.channels;
+            let xs = &x[plane * s..plane * s + o.len()];
+            let (a, b, m) = (scale[c], shift[c], mean[c]);
+            match dy {
+                None => {
+                    for (o, &v) in o.iter_mut().zip(xs) {
+                        *o = a * (v - m) + b;
+                    }
+                }
+                Some(dy) => {
+                    let g = &dy[plane * s..plane * s + o.len()];
+                    let k = k_dy[c];
+                    for ((o, &v), &d) in o.iter_mut().zip(xs).zip(g) {
+                        *o = k * (d - b) + a * (v - m);
+                    }
+                }
+            }
+        });
+    out
+}
+
+/// `1 / √(var + ε)` per channel.
+fn inv_std(var: &[f32], epsilon: f64) -> Vec<f32> {
+    var.iter()
+        .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
+        .collect()
+}
+
+/// Training-mode batch norm: `(y, mean, var)` with `y = γ·(x − mean)/√(var + ε) + β`, the
+/// statistics over batch and space per channel.
+pub fn forward(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    l: &Layout,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert!(
+        gamma.len() == l.channels && beta.len() == l.channels,
+        "batch norm: gamma/beta do not have {} channels",
+        l.channels
+    );
+    let (mean, var) = stats(x, l);
+    let istd = inv_std(&var, epsilon);
+    let scale: Vec<f32> = gamma.iter().zip(&istd).map(|(g, i)| g * i).collect();
+    let y = affine_pass(x, None, &mean, (&scale, beta), &[], l);
+    (y, mean, var)
+}
+
+/// Gradients `(dx, dγ, dβ)` of [`forward`] given the output gradient `dy` and the statistics
+/// it returned:
+///
+/// `x̂ = (x − mean)·r`, `r = 1/√(var + ε)`, `dβ = Σ dy`, `dγ = Σ dy·x̂`,
+/// `dx = γ·r·(dy − dβ/N − x̂·dγ/N)`.
+pub fn backward(
+    x: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f64,
+    dy: &[f32],
+    l: &Layout,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(dy.len(), l.len(), "batch-norm backward: gradient shape");
+    let n = l.per_channel().max(1) as f64;
+    let istd = inv_std(var, epsilon);
+    let (d_beta, d_gamma): (Vec<f32>, Vec<f32>) = (0..l.channels)
+        .into_par_iter()
+        .map(|c| {
+            let m = mean[c];
+            let (mut sum_dy, mut sum_dy_xc) = (0f64, 0f64);
+            for (p, g) in l.planes(x, c).zip(l.planes(dy, c)) {
+                sum_dy += lane_sum(g, g, |d, _| d);
+                sum_dy_xc += lane_sum(p, g, |v, d| (v - m) * d);
+            }
+            (sum_dy as f32, (sum_dy_xc * istd[c] as f64) as f32)
+        })
+        .unzip();
+    // dx = k·(dy − b) + a·(x − mean) per channel, with k = γr, a = −γr²·dγ/N, b = dβ/N.
+    let mut k = vec![0f32; l.channels];
+    let mut a = vec![0f32; l.channels];
+    let mut b = vec![0f32; l.channels];
+    for c in 0..l.channels {
+        let (r, g) = (istd[c] as f64, gamma[c] as f64);
+        let kc = g * r;
+        let ac = -kc * r * d_gamma[c] as f64 / n;
+        k[c] = kc as f32;
+        a[c] = ac as f32;
+        b[c] = (d_beta[c] as f64 / n) as f32;
+    }
+    let dx = affine_pass(x, Some(dy), mean, (&a, &b), &k, l);
+    (dx, d_gamma, d_beta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random values in `[-scale, scale) + offset`.
+    fn values(n: usize, seed: u32, scale: f32, offset: f32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(12_345);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                offset + scale * ((s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0)
+            })
+            .collect()
+    }
+
+    /// The definitions, in `f64`, straight from the formulas.
+    #[allow(clippy::type_complexity)]
+    fn reference(
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        dy: &[f32],
+        eps: f64,
+        l: &Layout,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (bsz, cn, s) = (l.batch, l.channels, l.spatial);
+        let n = (bsz * s) as f64;
+        let idx = |b: usize, c: usize, i: usize| (b * cn + c) * s + i;
+        let mut y = vec![0f64; x.len()];
+        let mut dx = vec![0f64; x.len()];
+        let (mut dg, mut db, mut vars) = (vec![0f64; cn], vec![0f64; cn], vec![0f64; cn]);
+        for c in 0..cn {
+            let all: Vec<usize> = (0..bsz)
+                .flat_map(|b| (0..s).map(move |i| idx(b, c, i)))
+                .collect();
+            let mean = all.iter().map(|&j| x[j] as f64).sum::<f64>() / n;
+            let var = all
+                .iter()
+                .map(|&j| (x[j] as f64 - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            vars[c] = var;
+            let r = 1.0 / (var + eps).sqrt();
+            for &j in &all {
+                let xh = (x[j] as f64 - mean) * r;
+                y[j] = gamma[c] as f64 * xh + beta[c] as f64;
+                db[c] += dy[j] as f64;
+                dg[c] += dy[j] as f64 * xh;
+            }
+            for &j in &all {
+                let xh = (x[j] as f64 - mean) * r;
+                dx[j] = gamma[c] as f64 * r * (dy[j] as f64 - db[c] / n - xh * dg[c] / n);
+            }
+        }
+        (y, vars, dx, dg, db)
+    }
+
+    fn close(got: &[f32], want: &[f64], tol: f64, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g as f64 - w).abs() <= tol * scale,
+                "{what}[{i}]: {g} vs {w} (scale {scale})"
+            );
+        }
+    }
+
+    #[test]
+    fn kernels_match_the_definition() {
+        // Odd plane sizes (tails of the 8-lane sums), one-value planes, an offset mean (the
+        // two-pass variance), tiny and large batches.
+        for (batch, channels, spatial) in [(2, 3, 5), (4, 5, 49), (1, 2, 1), (3, 1, 67), (8, 4, 9)]
+        {
+            let l = Layout {
+                batch,
+                channels,
+                spatial,
+            };
+            let len = batch * channels * spatial;
+            let x = values(len, 1, 2.0, 3.0);
+            let dy = values(len, 2, 1.0, 0.1);
+            let gamma = values(channels, 3, 0.5, 1.0);
+            let beta = values(channels, 4, 0.5, 0.0);
+            let eps = 1e-5;
+            let (y, mean, var) = forward(&x, &gamma, &beta, eps, &l);
+            let (dx, dg, db) = backward(&x, &gamma, &mean, &var, eps, &dy, &l);
+            let (ry, rvar, rdx, rdg, rdb) = reference(&x, &gamma, &beta, &dy, eps, &l);
+            let what = format!("{l:?}");
+            close(&y, &ry, 1e-5, &format!("y {what}"));
+            close(&var, &rvar, 1e-5, &format!("var {what}"));
+            close(&dx, &rdx, 1e-4, &format!("dx {what}"));
+            close(&dg, &rdg, 1e-5, &format!("dgamma {what}"));
+            close(&db, &rdb, 1e-5, &format!("dbeta {what}"));
+        }
+    }
+}

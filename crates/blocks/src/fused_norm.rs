@@ -1,0 +1,438 @@
+//! Training-mode batch norm as one custom autodiff node with fused kernels on burn-flex
+//! (issue 7, CPU speed).
+//!
+//! [`batch_norm`] is a drop-in for `burn::nn::BatchNorm::forward`: same module, same record
+//! (`gamma`, `beta`, `running_mean`, `running_var`), same running-statistics update (momentum,
+//! biased batch variance, as Burn does) and the same inference path. Only the training-mode
+//! computation on burn-flex changes: the statistics, the normalisation and the backward pass run
+//! on the buffer kernels of [`crate::flex_norm`] instead of Burn's generic composition (which
+//! materialises channel-major copies; see that module).
+//!
+//! Everywhere else — wgpu/CUDA, non-`f32` tensors, non-contiguous inputs, or
+//! `BOSSNAS_FUSED_BN=off` in the environment — it is exactly `BatchNorm::forward`.
+//!
+//! The EMA target network of ensemble bootstrapping (`valid().train().no_grad()`: BN in
+//! training mode, parameters untracked) takes the untracked branch of the node: batch
+//! statistics, running-stat update, no graph.
+
+use std::sync::OnceLock;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Flex, Shape, TensorMetadata, backend_extension};
+use burn::nn::BatchNorm;
+use burn::tensor::{DType, Tensor, TensorData};
+
+use crate::dense_conv::is_flex;
+use crate::flex_norm::{self, Layout};
+
+/// `(output, batch mean, biased batch variance)` of a training-mode batch norm.
+pub type BatchNormOutput<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+/// The custom operation: training-mode batch norm over dim 1, differentiated as one node.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedBatchNormBackend: Backend {
+    /// `batch_norm_train(x, gamma, beta, epsilon)` as `(output, mean, variance)`.
+    fn fused_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+impl FusedBatchNormBackend for Flex {
+    fn fused_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> BatchNormOutput<Self> {
+        Self::bn_forward(x, gamma, beta, epsilon)
+    }
+}
+
+/// The two kernels behind the batch-norm autodiff node. Defaults: Burn's own `batch_norm_train` and its
+/// backward (any backend); `Flex` overrides them with [`flex_norm`].
+pub trait BatchNormKernels: Backend {
+    /// Training-mode forward.
+    fn bn_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> BatchNormOutput<Self> {
+        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+        (r.output, r.mean, r.variance)
+    }
+
+    /// `(dx, dgamma, dbeta)` given the output gradient and the forward's statistics.
+    fn bn_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+    ) -> BatchNormOutput<Self> {
+        let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+        (r.x_grad, r.gamma_grad, r.beta_grad)
+    }
+}
+
+/// `t` as a contiguous `f32` tensor, or `None` for other dtypes.
+fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {
+    if t.dtype() != DType::F32 {
+        None
+    } else if t.as_slice::<f32>().is_some() {
+        Some(t.clone())
+    } else {
+        Some(t.to_contiguous())
+    }
+}
+
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("contiguous f32 tensor")
+}
+
+fn flex_tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+/// The `[B, C, S]` layout of `shape` (rank ≥ 2).
+fn layout(shape: &Shape) -> Layout {
+    let dims = shape.as_slice();
+    Layout {
+        batch: dims[0],
+        channels: dims[1],
+        spatial: dims[2..].iter().product(),
+    }
+}
+
+impl BatchNormKernels for Flex {
+    fn bn_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> BatchNormOutput<Self> {
+        match (
+            contiguous_f32(&x),
+            contiguous_f32(&gamma),
+            contiguous_f32(&beta),
+        ) {
+            (Some(xc), Some(g), Some(b)) => {
+                let shape = x.shape();
+                let l = layout(&shape);
+                let (y, mean, var) =
+                    flex_norm::forward(slice(&xc), slice(&g), slice(&b), epsilon, &l);
+                let per_channel = Shape::new([l.channels]);
+                (
+                    flex_tensor(y, shape),
+                    flex_tensor(mean, per_channel.clone()),
+                    flex_tensor(var, per_channel),
+                )
+            }
+            _ => {
+                let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+                (r.output, r.mean, r.variance)
+            }
+        }
+    }
+
+    fn bn_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        grad: FloatTensor<Self>,
+    ) -> BatchNormOutput<Self> {
+        match (
+            contiguous_f32(&x),
+            contiguous_f32(&gamma),
+            contiguous_f32(&mean),
+            contiguous_f32(&variance),
+            contiguous_f32(&grad),
+        ) {
+            (Some(xc), Some(g), Some(m), Some(v), Some(dy)) => {
+                let shape = x.shape();
+                let l = layout(&shape);
+                let (dx, dg, db) = flex_norm::backward(
+                    slice(&xc),
+                    slice(&g),
+                    slice(&m),
+                    slice(&v),
+                    epsilon,
+                    slice(&dy),
+                    &l,
+                );
+                let per_channel = Shape::new([l.channels]);
+                (
+                    flex_tensor(dx, shape),
+                    flex_tensor(dg, per_channel.clone()),
+                    flex_tensor(db, per_channel),
+                )
+            }
+            _ => {
+                let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+                (r.x_grad, r.gamma_grad, r.beta_grad)
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct BatchNormNode;
+
+impl<B: BatchNormKernels> Backward<B, 3> for BatchNormNode {
+    // Input and gamma are checkpointed; the statistics are kept as the forward computed them.
+    type State = (
+        NodeId,
+        NodeId,
+        B::FloatTensorPrimitive,
+        B::FloatTensorPrimitive,
+        f64,
+    );
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, gamma_state, mean, variance, epsilon) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let gamma = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(gamma_state);
+        let (dx, dgamma, dbeta) = B::bn_backward(x, gamma, mean, variance, epsilon, grad);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, dx);
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<B>(node.id, dgamma);
+        }
+        if let Some(node) = node_beta {
+            grads.register::<B>(node.id, dbeta);
+        }
+    }
+}
+
+impl<B: BatchNormKernels, C: CheckpointStrategy> FusedBatchNormBackend for Autodiff<B, C> {
+    // Not inlined so that profiles can attribute time to it.
+    #[inline(never)]
+    fn fused_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> BatchNormOutput<Self> {
+        // The statistics leave the node as constants (they feed only the running averages).
+        let constant = FloatTensor::<Self>::new;
+        match BatchNormNode
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let gamma_state = prep.checkpoint(&gamma);
+                let (y, mean, var) = B::bn_forward(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                );
+                let y = prep.finish(
+                    (x_state, gamma_state, mean.clone(), var.clone(), epsilon),
+                    y,
+                );
+                (y, constant(mean), constant(var))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, mean, var) = B::bn_forward(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                );
+                (prep.finish(y), constant(mean), constant(var))
+            }
+        }
+    }
+}
+
+/// Whether the fused node is on: `BOSSNAS_FUSED_BN` unset or anything but `off`/`0` (read once
+/// per process; `off` is the A/B switch and the fallback should a kernel misbehave).
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        !matches!(
+            std::env::var("BOSSNAS_FUSED_BN").as_deref(),
+            Ok("off") | Ok("0")
+        )
+    })
+}
+
+/// `bn.forward(x)` with the fused training-mode node on burn-flex (module docs).
+///
+/// # Shapes
+/// - input and output: `[batch, channels, ...]` with `channels = bn.gamma` length
+pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    let training = device.is_autodiff() && bn.training.is_enabled();
+    let [channels] = bn.gamma.dims();
+    if !training || !enabled() || !is_flex(&device) || D < 2 || x.dims()[1] != channels {
+        // Burn's module: inference path, other devices, and its own shape errors.
+        return bn.forward(x);
+    }
+    let (y, mean, var) = <burn::backend::Dispatch as FusedBatchNormBackend>::fused_batch_norm_train(
+        x.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        bn.epsilon,
+    );
+    let (mean, var) = (
+        Tensor::<1>::from_dispatch(mean),
+        Tensor::<1>::from_dispatch(var),
+    );
+    let m = bn.momentum;
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean.update(
+        running_mean
+            .mul_scalar(1.0 - m)
+            .add(mean.detach().mul_scalar(m))
+            .detach(),
+    );
+    bn.running_var.update(
+        running_var
+            .mul_scalar(1.0 - m)
+            .add(var.detach().mul_scalar(m))
+            .detach(),
+    );
+    Tensor::from_dispatch(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::{Module, Param};
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::{Device, Distribution};
+
+    fn max_rel(a: Tensor<1>, b: Tensor<1>) -> f32 {
+        let a = a.into_data().try_to_vec::<f32>().unwrap();
+        let b = b.into_data().try_to_vec::<f32>().unwrap();
+        let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        a.iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+            / scale
+    }
+
+    /// Output, input/gamma/beta gradients and running statistics equal Burn's `BatchNorm`
+    /// (rel. 1e-4), over two steps (the running-stat update compounds), ranks 2 and 4.
+    #[test]
+    fn matches_burn_batch_norm() {
+        let d = Device::flex().autodiff();
+        assert!(is_flex(&d));
+        for dims in [vec![4usize, 3, 5, 7], vec![6, 5], vec![2, 8, 3, 1]] {
+            let c = dims[1];
+            let gamma = Tensor::<1>::random([c], Distribution::Normal(1.0, 0.3), &d);
+            let beta = Tensor::<1>::random([c], Distribution::Normal(0.0, 0.3), &d);
+            // Two independent modules (a clone would share the running statistics).
+            let make = || {
+                let mut bn = BatchNormConfig::new(c).with_momentum(0.3).init(&d);
+                bn.gamma = Param::from_tensor(gamma.clone().detach());
+                bn.beta = Param::from_tensor(beta.clone().detach());
+                bn
+            };
+            let (ours, burns) = (make(), make());
+            let n: usize = dims.iter().product();
+            for step in 0..2 {
+                let x = Tensor::<1>::random([n], Distribution::Normal(2.0, 1.5), &d);
+                let g = Tensor::<1>::random([n], Distribution::Normal(0.0, 1.0), &d).detach();
+                let run = |bn: &BatchNorm, fused: bool| {
+                    let xi = x.clone().detach().require_grad();
+                    let xs = match dims.len() {
+                        2 => {
+                            let x2: Tensor<2> = xi.clone().reshape([dims[0], dims[1]]);
+                            let y = if fused {
+                                batch_norm(bn, x2)
+                            } else {
+                                bn.forward(x2)
+                            };
+                            y.reshape([n])
+                        }
+                        _ => {
+                            let x4: Tensor<4> =
+                                xi.clone().reshape([dims[0], dims[1], dims[2], dims[3]]);
+                            let y = if fused {
+                                batch_norm(bn, x4)
+                            } else {
+                                bn.forward(x4)
+                            };
+                            y.reshape([n])
+                        }
+                    };
+                    let grads = (xs.clone() * g.clone()).sum().backward();
+                    (
+                        xs.detach(),
+                        xi.grad(&grads).unwrap(),
+                        bn.gamma.val().grad(&grads).unwrap(),
+                        bn.beta.val().grad(&grads).unwrap(),
+                    )
+                };
+                let a = run(&ours, true);
+                let b = run(&burns, false);
+                let tag = format!("{dims:?} step {step}");
+                assert!(max_rel(a.0, b.0) < 1e-4, "output {tag}");
+                assert!(
+                    max_rel(a.1.reshape([n]), b.1.reshape([n])) < 1e-4,
+                    "dx {tag}"
+                );
+                assert!(max_rel(a.2, b.2) < 1e-4, "dgamma {tag}");
+                assert!(max_rel(a.3, b.3) < 1e-4, "dbeta {tag}");
+                let rm = max_rel(
+                    ours.running_mean.value_sync(),
+                    burns.running_mean.value_sync(),
+                );
+                let rv = max_rel(
+                    ours.running_var.value_sync(),
+                    burns.running_var.value_sync(),
+                );
+                assert!(rm < 1e-5 && rv < 1e-5, "running stats {tag}: {rm} {rv}");
+            }
+        }
+    }
+
+    /// Untracked (EMA-target style) and inference calls: batch statistics and running update
+    /// without a graph; inference equals Burn's (it is Burn's path).
+    #[test]
+    fn untracked_and_inference_paths() {
+        let d = Device::flex().autodiff();
+        let bn = BatchNormConfig::new(3).init(&d).no_grad();
+        let reference = BatchNormConfig::new(3).init(&d).no_grad();
+        let x = Tensor::<4>::random([2, 3, 4, 4], Distribution::Normal(1.0, 2.0), &d);
+        let y = batch_norm(&bn, x.clone());
+        let y_ref = reference.forward(x.clone());
+        assert!(max_rel(y.reshape([96]), y_ref.reshape([96])) < 1e-5);
+        let rv = max_rel(
+            bn.running_var.value_sync(),
+            reference.running_var.value_sync(),
+        );
+        assert!(rv < 1e-5, "running var {rv}");
+        let eval = bn.valid();
+        let ye = batch_norm(&eval, x.clone().inner());
+        let ye_ref = eval.forward(x.inner());
+        assert!(max_rel(ye.reshape([96]), ye_ref.reshape([96])) < 1e-6);
+    }
+}
