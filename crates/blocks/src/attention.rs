@@ -1,10 +1,10 @@
 //! Multi-head self-attention over the spatial positions of a feature map (spec §2.4).
 
+use crate::fused_act::softmax;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::Initializer;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 

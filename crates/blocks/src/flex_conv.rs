@@ -50,6 +50,14 @@ impl Geometry {
     fn item_out(&self) -> usize {
         self.c_out * self.positions()
     }
+    /// A 1×1 kernel at stride 1 without padding: the im2col matrix is the input itself.
+    fn identity_im2col(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.stride == [1, 1]
+            && self.pad_top_left == [0, 0]
+            && (self.h_out, self.w_out) == (self.h, self.w)
+    }
     /// Columns `ow` whose input column `ow·sw + j − pl` is inside `[0, w)`, for `sw = 1`.
     fn valid_cols(&self, j: usize) -> (usize, usize) {
         let (pl, wo, w) = (
@@ -114,6 +122,28 @@ unsafe fn gemm_f32(
             false,
             gemm::Parallelism::None,
         )
+    }
+}
+
+/// The im2col matrix of input channels `c0..c1` of one item `x` (`[Cin, H, W]`),
+/// `[(c1 − c0)·k², P]`: for a plain 1×1 conv (stride 1, no padding) that is `x` itself, with no
+/// copy; otherwise [`im2col`] into `buf`.
+fn cols_of<'a>(x: &'a [f32], g: &Geometry, (c0, c1): (usize, usize), buf: &'a mut [f32]) -> &'a [f32] {
+    if g.identity_im2col() {
+        let p = g.positions();
+        &x[c0 * p..c1 * p]
+    } else {
+        im2col(x, g, (c0, c1), buf);
+        &buf[..(c1 - c0) * g.taps() * g.positions()]
+    }
+}
+
+/// An im2col buffer for `channels` input channels, empty where [`cols_of`] needs none.
+fn cols_buffer(g: &Geometry, channels: usize) -> Vec<f32> {
+    if g.identity_im2col() {
+        Vec::new()
+    } else {
+        vec![0f32; channels * g.taps() * g.positions()]
     }
 }
 
@@ -208,9 +238,9 @@ pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     out.par_chunks_mut(g.item_out().max(1))
         .enumerate()
         .for_each_init(
-            || vec![0f32; ck * p],
-            |cols, (b, ob)| {
-                im2col(&x[b * g.item_in()..], g, (0, g.c_in), cols);
+            || cols_buffer(g, g.c_in),
+            |buf, (b, ob)| {
+                let cols = cols_of(&x[b * g.item_in()..], g, (0, g.c_in), buf);
                 // SAFETY: `ob` is [Cout, P], `weight` [Cout, ck], `cols` [ck, P], row-major.
                 unsafe {
                     gemm_f32(
@@ -271,7 +301,7 @@ unsafe fn accumulate_weight_grad_t(
     let (p, kk) = (g.positions(), g.taps());
     let n = (c1 - c0) * kk;
     for (i, b) in items.enumerate() {
-        im2col(&x[b * g.item_in()..], g, (c0, c1), cols);
+        let cols = cols_of(&x[b * g.item_in()..], g, (c0, c1), cols);
         let gb = &grad[b * g.item_out()..(b + 1) * g.item_out()];
         // dWᵀ[rows] [n, Cout] (+)= cols [n, P] · G[b]ᵀ [P, Cout]
         unsafe {
@@ -296,7 +326,7 @@ fn weight_grad_t_by_items(x: &[f32], grad: &[f32], g: &Geometry, threads: usize)
         .into_par_iter()
         .map(|t| {
             let mut dwt = vec![0f32; ck * g.c_out];
-            let mut cols = vec![0f32; ck * g.positions()];
+            let mut cols = cols_buffer(g, g.c_in);
             let items = t * g.batch / parts..(t + 1) * g.batch / parts;
             // SAFETY: `dwt` is this thread's own [ck, Cout] buffer; `cols` is [ck, P].
             unsafe {
@@ -335,9 +365,9 @@ fn weight_grad_by_channels(x: &[f32], grad: &[f32], g: &Geometry, threads: usize
         if n == 0 {
             return;
         }
-        let mut cols = vec![0f32; n * p];
+        let mut buf = cols_buffer(g, c1 - c0);
         for b in 0..g.batch {
-            im2col(&x[b * g.item_in()..], g, (c0, c1), &mut cols);
+            let cols = cols_of(&x[b * g.item_in()..], g, (c0, c1), &mut buf);
             let gb = &grad[b * g.item_out()..(b + 1) * g.item_out()];
             // dW[:, c0·k²..c1·k²] (+)= G[b] [Cout, P] · colsᵀ [P, n].
             // SAFETY: this thread alone writes these columns of `dw` ([Cout, ck]).
@@ -748,6 +778,10 @@ mod tests {
             ([1, 4, 9, 7], [2, 4, 5, 5], 1, [2, 2], [2, 2]),
             ([2, 2, 6, 6], [3, 2, 3, 2], 1, [0, 1], [2, 0]),
             ([2, 3, 5, 5], [2, 3, 3, 3], 3, [0, 0], [0, 0]),
+            // Plain 1×1 (the im2col matrix is the input itself), and 1×1 with stride/padding.
+            ([3, 5, 4, 6], [7, 5, 1, 1], 1, [0, 0], [0, 0]),
+            ([2, 3, 5, 5], [4, 3, 1, 1], 2, [0, 0], [0, 0]),
+            ([2, 3, 4, 4], [4, 3, 1, 1], 1, [1, 0], [0, 1]),
         ];
         for (xd, wd, s, [pt, pl], [pb, pr]) in cases {
             let g = Geometry {

@@ -2,13 +2,14 @@
 //! and their retraining versions ([`crate::retrain`]): activation choice, conv + BN (+ act)
 //! units, the timm-style squeeze-excitation gate and stochastic depth.
 
+use crate::fused_act::silu;
 use crate::fused_norm::batch_norm;
 use burn::config::Config;
 use burn::module::{Flag, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
-use burn::tensor::activation::{relu, sigmoid, silu};
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 

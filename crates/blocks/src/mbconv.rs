@@ -5,12 +5,13 @@
 //! Semantics follow BossNAS `operations/mbconv_ops.py` (timm 0.3 `InvertedResidual` with a
 //! `downsample` residual) and `operation_dict.py` (SiLU everywhere, PyTorch-default BN).
 
+use crate::fused_act::silu;
 use crate::fused_norm::batch_norm;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::{sigmoid, silu};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
 use burn::tensor::{Device, Tensor};

@@ -7,6 +7,7 @@
 //! residual; its shortcut ([`MbconvShortcut`]) is one module per layer shared by the four
 //! candidates. Block populations: `4^layers` = 16 / 256.
 
+use bossnas_blocks::fused_act::silu;
 use bossnas_blocks::fused_norm::batch_norm;
 use bossnas_blocks::mbconv::{
     InvertedResidual, InvertedResidualConfig, MBCONV_CANDIDATES, MbconvLayer, MbconvLayerConfig,
@@ -16,7 +17,6 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 use hytra_space::mbconv::MbconvArch;
 

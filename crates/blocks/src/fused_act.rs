@@ -1,0 +1,485 @@
+//! SiLU (`x · sigmoid(x)`) and last-dimension softmax as autodiff nodes with single-pass
+//! kernels on burn-flex (issue 7, CPU speed).
+//!
+//! Burn 0.22 composes `silu` as `x * sigmoid(x)`: two forward passes, and a backward of four
+//! (the product rule's two products, sigmoid's backward, the sum of both branches), with a
+//! scalar `expf` per element. [`silu`] computes the forward in one pass and the backward
+//! `dx = dy · s · (1 + x · (1 − s))`, `s = sigmoid(x)`, in another, with a vectorisable `exp`
+//! ([`exp_f32`], relative error below 2e-7).
+//!
+//! Softmax likewise: Burn's autodiff composes it from max, sub, exp, sum and div and
+//! differentiates each; [`softmax`] keeps the output and computes `dx = y · (dy − Σ dy·y)` in
+//! one pass per row.
+//!
+//! Other devices and dtypes, and `BOSSNAS_FUSED_BN=off` (the one switch for all fused nodes,
+//! [`crate::fused_norm::enabled`]), use Burn's `silu` / `softmax`.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{ActivationOps, FloatTensorOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Flex, TensorMetadata, backend_extension};
+use burn::tensor::{DType, Tensor, TensorData};
+use rayon::prelude::*;
+
+use crate::dense_conv::is_flex;
+
+/// `e^x` for `f32`, branch-free so that loops over it vectorise: `2^n · p(r)` with
+/// `n = round(x / ln 2)`, `r = x − n·ln 2` (two-part constant) and Cephes' degree-7
+/// polynomial. Inputs are clamped to `[-87.3, 88.3]` (results `≈ 1.2e-38 … 2.2e38`, normal
+/// floats); NaN stays NaN.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 · 2^23: adding it rounds to an integer, held in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 88.3);
+    let shifted = x * LOG2E + MAGIC;
+    let n = shifted - MAGIC;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 0.166_666_65;
+    let p = p * r + 0.5;
+    let p = p * r * r + r + 1.0;
+    // 2^n from the integer in `shifted`'s mantissa (n ∈ [-126, 127] after the clamp).
+    let n_int = shifted.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
+    let scale = f32::from_bits(((n_int + 127).clamp(1, 254) as u32) << 23);
+    p * scale
+}
+
+/// `1 / (1 + e^{−x})`.
+#[inline(always)]
+fn sigmoid_f32(x: f32) -> f32 {
+    1.0 / (1.0 + exp_f32(-x))
+}
+
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 14;
+
+/// `y = x · sigmoid(x)`.
+pub fn silu_forward(x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| {
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = v * sigmoid_f32(v);
+            }
+        });
+    y
+}
+
+/// `dx = dy · s · (1 + x · (1 − s))`, `s = sigmoid(x)`.
+pub fn silu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert_eq!(x.len(), dy.len(), "silu backward: gradient shape");
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+        .for_each(|(o, (x, g))| {
+            for ((o, &v), &d) in o.iter_mut().zip(x).zip(g) {
+                let s = sigmoid_f32(v);
+                *o = d * s * (1.0 + v * (1.0 - s));
+            }
+        });
+    dx
+}
+
+/// Row-wise softmax of `x` viewed as rows of `row` values: `y = e^{x − max} / Σ e^{x − max}`.
+pub fn softmax_forward(x: &[f32], row: usize) -> Vec<f32> {
+    let row = row.max(1);
+    let mut y = vec![0f32; x.len()];
+    let rows_per_task = (CHUNK / row).max(1);
+    y.par_chunks_mut(row * rows_per_task)
+        .zip(x.par_chunks(row * rows_per_task))
+        .for_each(|(y, x)| {
+            for (y, x) in y.chunks_exact_mut(row).zip(x.chunks_exact(row)) {
+                let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let mut sum = 0f32;
+                for (o, &v) in y.iter_mut().zip(x) {
+                    let e = exp_f32(v - max);
+                    *o = e;
+                    sum += e;
+                }
+                let inv = 1.0 / sum;
+                for o in y.iter_mut() {
+                    *o *= inv;
+                }
+            }
+        });
+    y
+}
+
+/// Softmax backward from the output `y` and its gradient `dy`, row-wise:
+/// `dx = y · (dy − Σ dy·y)`.
+pub fn softmax_backward(y: &[f32], dy: &[f32], row: usize) -> Vec<f32> {
+    assert_eq!(y.len(), dy.len(), "softmax backward: gradient shape");
+    let row = row.max(1);
+    let mut dx = vec![0f32; y.len()];
+    let rows_per_task = (CHUNK / row).max(1);
+    dx.par_chunks_mut(row * rows_per_task)
+        .zip(
+            y.par_chunks(row * rows_per_task)
+                .zip(dy.par_chunks(row * rows_per_task)),
+        )
+        .for_each(|(dx, (y, dy))| {
+            for ((o, y), g) in dx
+                .chunks_exact_mut(row)
+                .zip(y.chunks_exact(row))
+                .zip(dy.chunks_exact(row))
+            {
+                let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                for ((o, &a), &b) in o.iter_mut().zip(y).zip(g) {
+                    *o = a * (b - dot);
+                }
+            }
+        });
+    dx
+}
+
+/// The custom operations: SiLU and last-dimension softmax, each differentiated as one node.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedActivationBackend: Backend {
+    /// `x · sigmoid(x)`.
+    fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Softmax over the last dimension.
+    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl FusedActivationBackend for Flex {
+    fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::silu_forward_kernel(x)
+    }
+
+    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::softmax_forward_kernel(x)
+    }
+}
+
+/// The last dimension of `t`.
+fn last_dim(t: &impl TensorMetadata) -> usize {
+    t.shape().num_dims() - 1
+}
+
+/// The kernels behind the two nodes. Defaults: backend primitives (any backend); `Flex`
+/// overrides them with the buffer kernels of this module for `f32`.
+pub trait ActivationKernels: Backend {
+    /// `x · sigmoid(x)`.
+    fn silu_forward_kernel(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_mul(x.clone(), Self::sigmoid(x))
+    }
+
+    /// `dy · s · (1 + x · (1 − s))`.
+    fn silu_backward_kernel(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let s = Self::sigmoid(x.clone());
+        let one_minus = Self::float_add_scalar(Self::float_neg(s.clone()), 1.0.into());
+        let inner = Self::float_add_scalar(Self::float_mul(x, one_minus), 1.0.into());
+        Self::float_mul(grad, Self::float_mul(s, inner))
+    }
+
+    /// Softmax over the last dimension.
+    fn softmax_forward_kernel(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let dim = last_dim(&x);
+        Self::softmax(x, dim)
+    }
+
+    /// `y · (dy − Σ_last dy·y)` from the softmax output `y`.
+    fn softmax_backward_kernel(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let dim = last_dim(&y);
+        let dot = Self::float_sum_dim(Self::float_mul(grad.clone(), y.clone()), dim);
+        Self::float_mul(y, Self::float_sub(grad, dot))
+    }
+}
+
+/// `t` as a contiguous `f32` tensor, or `None` for other dtypes.
+fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {
+    if t.dtype() != DType::F32 {
+        None
+    } else if t.as_slice::<f32>().is_some() {
+        Some(t.clone())
+    } else {
+        Some(t.to_contiguous())
+    }
+}
+
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("contiguous f32 tensor")
+}
+
+fn flex_like(data: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, like.shape()))
+}
+
+/// Length of the last dimension (1 for a scalar-shaped tensor).
+fn row_len(t: &FlexTensor) -> usize {
+    t.shape().as_slice().last().copied().unwrap_or(1)
+}
+
+impl ActivationKernels for Flex {
+    fn silu_forward_kernel(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match contiguous_f32(&x) {
+            Some(xc) => flex_like(silu_forward(values(&xc)), &x),
+            None => Self::float_mul(x.clone(), Self::sigmoid(x)),
+        }
+    }
+
+    fn silu_backward_kernel(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        match (contiguous_f32(&x), contiguous_f32(&grad)) {
+            (Some(xc), Some(gc)) => flex_like(silu_backward(values(&xc), values(&gc)), &x),
+            _ => {
+                let s = Self::sigmoid(x.clone());
+                let one_minus = Self::float_add_scalar(Self::float_neg(s.clone()), 1.0.into());
+                let inner = Self::float_add_scalar(Self::float_mul(x, one_minus), 1.0.into());
+                Self::float_mul(grad, Self::float_mul(s, inner))
+            }
+        }
+    }
+
+    fn softmax_forward_kernel(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match contiguous_f32(&x) {
+            Some(xc) => flex_like(softmax_forward(values(&xc), row_len(&x)), &x),
+            None => {
+                let dim = last_dim(&x);
+                Self::softmax(x, dim)
+            }
+        }
+    }
+
+    fn softmax_backward_kernel(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        match (contiguous_f32(&y), contiguous_f32(&grad)) {
+            (Some(yc), Some(gc)) => {
+                flex_like(softmax_backward(values(&yc), values(&gc), row_len(&y)), &y)
+            }
+            _ => {
+                let dim = last_dim(&y);
+                let dot = Self::float_sum_dim(Self::float_mul(grad.clone(), y.clone()), dim);
+                Self::float_mul(y, Self::float_sub(grad, dot))
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SiluNode;
+
+impl<B: ActivationKernels> Backward<B, 1> for SiluNode {
+    type State = NodeId;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(ops.state);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::silu_backward_kernel(x, grad));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SoftmaxNode;
+
+impl<B: ActivationKernels> Backward<B, 1> for SoftmaxNode {
+    // The output, kept as computed (the backward needs nothing else).
+    type State = B::FloatTensorPrimitive;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::softmax_backward_kernel(ops.state, grad));
+        }
+    }
+}
+
+impl<B: ActivationKernels, C: CheckpointStrategy> FusedActivationBackend for Autodiff<B, C> {
+    #[inline(never)]
+    fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match SiluNode.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let y = B::silu_forward_kernel(x.into_primitive());
+                prep.finish(x_state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::silu_forward_kernel(x.into_primitive())),
+        }
+    }
+
+    #[inline(never)]
+    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match SoftmaxNode
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::softmax_forward_kernel(x.into_primitive());
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::softmax_forward_kernel(x.into_primitive())),
+        }
+    }
+}
+
+/// SiLU (`x · sigmoid(x)`), same result as `burn::tensor::activation::silu` within float
+/// tolerance, as one fused node on burn-flex (module docs).
+///
+/// # Shapes
+/// - input and output: any shape
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !crate::fused_norm::enabled() || !is_flex(&x.device()) {
+        return burn::tensor::activation::silu(x);
+    }
+    Tensor::from_dispatch(
+        <burn::backend::Dispatch as FusedActivationBackend>::fused_silu(x.into_dispatch()),
+    )
+}
+
+/// Softmax over dimension `dim`, same result as `burn::tensor::activation::softmax` within
+/// float tolerance; over the last dimension on burn-flex as one fused node (Burn's autodiff
+/// composes it from five ops and differentiates each), otherwise Burn's.
+///
+/// # Shapes
+/// - input and output: any shape
+pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
+    if dim + 1 != D || !crate::fused_norm::enabled() || !is_flex(&x.device()) {
+        return burn::tensor::activation::softmax(x, dim);
+    }
+    Tensor::from_dispatch(
+        <burn::backend::Dispatch as FusedActivationBackend>::fused_softmax_last(x.into_dispatch()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    #[test]
+    fn exp_is_accurate_and_saturates() {
+        let mut worst = 0f64;
+        for i in -8730..=8830 {
+            let x = i as f32 * 0.01;
+            let (got, want) = (exp_f32(x) as f64, (x as f64).exp());
+            worst = worst.max((got - want).abs() / want);
+        }
+        assert!(worst < 2e-7, "relative error {worst}");
+        assert!(exp_f32(-1000.0) < 1e-37 && exp_f32(-1000.0) >= 0.0);
+        assert!(exp_f32(1000.0) > 2e38 && exp_f32(1000.0).is_finite());
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
+
+    fn to_vec(t: Tensor<1>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// Forward and input gradient equal Burn's composed `silu` (rel. 1e-5), including large
+    /// magnitudes, on autodiff-flex; untracked and plain-flex calls too.
+    #[test]
+    fn matches_burn_silu() {
+        let d = Device::flex().autodiff();
+        // Odd length (a partial chunk) plus saturating values.
+        let x0 = Tensor::cat(
+            vec![
+                Tensor::<1>::random([4099], Distribution::Normal(0.0, 6.0), &d),
+                Tensor::<1>::from_floats([100.0, -100.0, 1000.0, -1000.0, 0.0], &d),
+            ],
+            0,
+        );
+        let n = x0.dims()[0];
+        let g = Tensor::<1>::random([n], Distribution::Normal(0.0, 1.0), &d).detach();
+        let run = |fused: bool| {
+            let x = x0.clone().detach().require_grad();
+            let y = if fused {
+                silu(x.clone())
+            } else {
+                burn::tensor::activation::silu(x.clone())
+            };
+            let grads = (y.clone() * g.clone()).sum().backward();
+            (to_vec(y.detach().inner()), to_vec(x.grad(&grads).unwrap()))
+        };
+        let (y1, dx1) = run(true);
+        let (y2, dx2) = run(false);
+        for (what, a, b) in [("y", &y1, &y2), ("dx", &dx1, &dx2)] {
+            for (i, (p, q)) in a.iter().zip(b.iter()).enumerate() {
+                assert!(
+                    (p - q).abs() <= 1e-5 * q.abs().max(1.0),
+                    "{what}[{i}]: {p} vs {q}"
+                );
+            }
+        }
+        let plain = silu(x0.clone().inner());
+        let want = burn::tensor::activation::silu(x0.inner());
+        let (a, b) = (
+            plain.into_data().try_to_vec::<f32>().unwrap(),
+            want.into_data().try_to_vec::<f32>().unwrap(),
+        );
+        assert!(
+            a.iter()
+                .zip(&b)
+                .all(|(p, q)| (p - q).abs() <= 1e-5 * q.abs().max(1.0))
+        );
+    }
+
+    /// Forward and input gradient equal Burn's `softmax` over the last dim (rel. 1e-5),
+    /// including rows with large and equal values, on autodiff-flex.
+    #[test]
+    fn matches_burn_softmax() {
+        let d = Device::flex().autodiff();
+        let x0 = Tensor::<3>::random([3, 5, 37], Distribution::Normal(0.0, 4.0), &d);
+        let x0 = Tensor::cat(
+            vec![
+                x0,
+                Tensor::<3>::full([3, 1, 37], 50.0, &d),
+                Tensor::<3>::random([3, 1, 37], Distribution::Normal(80.0, 20.0), &d),
+            ],
+            1,
+        );
+        let g = Tensor::<3>::random(x0.dims(), Distribution::Normal(0.0, 1.0), &d).detach();
+        let run = |fused: bool| {
+            let x = x0.clone().detach().require_grad();
+            let y = if fused {
+                softmax(x.clone(), 2)
+            } else {
+                burn::tensor::activation::softmax(x.clone(), 2)
+            };
+            let grads = (y.clone() * g.clone()).sum().backward();
+            let n = 3 * 7 * 37;
+            (
+                to_vec(y.detach().inner().reshape([n])),
+                to_vec(x.grad(&grads).unwrap().reshape([n])),
+            )
+        };
+        let (y1, dx1) = run(true);
+        let (y2, dx2) = run(false);
+        for (what, a, b) in [("y", &y1, &y2), ("dx", &dx1, &dx2)] {
+            let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+            for (i, (p, q)) in a.iter().zip(b.iter()).enumerate() {
+                assert!((p - q).abs() <= 1e-5 * scale, "{what}[{i}]: {p} vs {q}");
+            }
+        }
+        // Other dims go to Burn's softmax.
+        let y = softmax(x0.clone(), 1);
+        let want = burn::tensor::activation::softmax(x0, 1);
+        assert!(to_vec(y.reshape([777])) == to_vec(want.reshape([777])));
+    }
+}
