@@ -309,12 +309,10 @@ impl<B: DenseConvKernels, C: CheckpointStrategy> DenseConvBackend for Autodiff<B
     }
 }
 
-/// Whether [`conv2d`] handles this dense convolution itself: one group, no dilation, a kernel
-/// larger than 1×1 or a stride above 1 (plain 1×1 stride-1 convs are `fast_conv::pointwise`).
-pub fn is_dense(weight_dims: [usize; 4], options: &ConvOptions<2>) -> bool {
-    options.groups == 1
-        && options.dilation == [1, 1]
-        && !(weight_dims[2] == 1 && weight_dims[3] == 1 && options.stride == [1, 1])
+/// Whether [`conv2d`] handles this dense convolution itself: one group, no dilation (any
+/// kernel, including 1×1; `fast_conv` sends plain 1×1 convs on small maps to its matmul path).
+pub fn is_dense(_weight_dims: [usize; 4], options: &ConvOptions<2>) -> bool {
+    options.groups == 1 && options.dilation == [1, 1]
 }
 
 /// Whether a convolution is depthwise (one filter per channel: `groups = Cin = Cout`, weight
@@ -644,16 +642,20 @@ mod tests {
             true,
             ConvOptions::new([2, 2], [3, 3], [1, 1], 3),
         );
+        // Plain 1×1 (no im2col copy), with and without bias.
+        let plain = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        check([3, 5, 4, 6], [7, 5, 1, 1], false, plain.clone());
+        check([2, 8, 10, 11], [4, 8, 1, 1], true, plain);
         // Grouped but not depthwise: Burn's conv2d.
         let o = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
         assert!(!is_depthwise(4, [4, 2, 3, 3], &o));
     }
 
     #[test]
-    fn grouped_and_pointwise_are_not_dense() {
+    fn grouped_and_dilated_are_not_dense() {
         let o = ConvOptions::new([1, 1], [1, 1], [1, 1], 4);
         assert!(!is_dense([4, 1, 3, 3], &o));
-        assert!(!is_dense(
+        assert!(is_dense(
             [4, 3, 1, 1],
             &ConvOptions::new([1, 1], [0, 0], [1, 1], 1)
         ));

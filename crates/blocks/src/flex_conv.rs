@@ -128,7 +128,12 @@ unsafe fn gemm_f32(
 /// The im2col matrix of input channels `c0..c1` of one item `x` (`[Cin, H, W]`),
 /// `[(c1 − c0)·k², P]`: for a plain 1×1 conv (stride 1, no padding) that is `x` itself, with no
 /// copy; otherwise [`im2col`] into `buf`.
-fn cols_of<'a>(x: &'a [f32], g: &Geometry, (c0, c1): (usize, usize), buf: &'a mut [f32]) -> &'a [f32] {
+fn cols_of<'a>(
+    x: &'a [f32],
+    g: &Geometry,
+    (c0, c1): (usize, usize),
+    buf: &'a mut [f32],
+) -> &'a [f32] {
     if g.identity_im2col() {
         let p = g.positions();
         &x[c0 * p..c1 * p]
