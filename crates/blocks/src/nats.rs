@@ -411,8 +411,14 @@ impl SlimReluConvBn {
 
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>, out_idx: usize) -> Tensor<4> {
+        self.forward_activated(relu(x), out_idx)
+    }
+
+    /// [`Self::forward`] on an input the caller already passed through the ReLU (a cell node
+    /// feeding several edges computes it once).
+    pub fn forward_activated(&self, x_relu: Tensor<4>, out_idx: usize) -> Tensor<4> {
         let c_out = width_of(&self.bn, out_idx);
-        self.bn.forward(self.conv.forward(relu(x), c_out), out_idx)
+        self.bn.forward(self.conv.forward(x_relu, c_out), out_idx)
     }
 }
 
@@ -439,6 +445,11 @@ impl SlimFactorizedReduce {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>, out_idx: usize) -> Tensor<4> {
         let x = if self.leading_relu { relu(x) } else { x };
+        self.forward_activated(x, out_idx)
+    }
+
+    /// The conv and BN on an input that already went through the leading ReLU (if any).
+    fn forward_activated(&self, x: Tensor<4>, out_idx: usize) -> Tensor<4> {
         let c_out = width_of(&self.bn, out_idx);
         self.bn.forward(self.conv.forward(x, c_out), out_idx)
     }
@@ -501,15 +512,21 @@ pub struct SlimInferCell {
 
 impl SlimInferCell {
     /// See the type-level `# Shapes`.
+    ///
+    /// Each node's ReLU is computed once and shared by its outgoing edges (same result as one
+    /// ReLU per edge, fewer passes forward and backward).
     pub fn forward(&self, n0: Tensor<4>, in_idx: usize, out_idx: usize) -> Tensor<4> {
-        let n1 = self.n0_n1.forward(n0.clone(), out_idx);
-        let n2 = self.n0_n2.forward(n0.clone(), out_idx) + self.n1_n2.forward(n1.clone(), out_idx);
-        let skip = if in_idx != out_idx {
-            self.reduce.forward(n0, out_idx)
-        } else {
-            n0
+        let r0 = relu(n0.clone());
+        let n1 = self.n0_n1.forward_activated(r0.clone(), out_idx);
+        let r1 = relu(n1);
+        let n2 = self.n0_n2.forward_activated(r0.clone(), out_idx)
+            + self.n1_n2.forward_activated(r1.clone(), out_idx);
+        let skip = match (in_idx != out_idx, self.reduce.leading_relu) {
+            (true, true) => self.reduce.forward_activated(r0, out_idx),
+            (true, false) => self.reduce.forward_activated(n0, out_idx),
+            (false, _) => n0,
         };
-        skip + self.n1_n3.forward(n1, out_idx) + self.n2_n3.forward(n2, out_idx)
+        skip + self.n1_n3.forward_activated(r1, out_idx) + self.n2_n3.forward(n2, out_idx)
     }
 }
 
