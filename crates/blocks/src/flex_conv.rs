@@ -18,7 +18,11 @@
 //! stride and (asymmetric) zero padding, `f32`. Tested against Burn's `conv2d` through
 //! `dense_conv`'s tests.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
+
+use crate::uninit::vec_written_by;
 
 /// Shapes and hyper-parameters of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,29 +243,37 @@ fn col2im(dcols: &[f32], g: &Geometry, dx: &mut [f32]) {
 /// `[B, Cout, Ho, Wo]`.
 pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (p, ck) = (g.positions(), g.c_in * g.taps());
-    let mut out = vec![0f32; g.batch * g.item_out()];
-    out.par_chunks_mut(g.item_out().max(1))
-        .enumerate()
-        .for_each_init(
-            || cols_buffer(g, g.c_in),
-            |buf, (b, ob)| {
-                let cols = cols_of(&x[b * g.item_in()..], g, (0, g.c_in), buf);
-                // SAFETY: `ob` is [Cout, P], `weight` [Cout, ck], `cols` [ck, P], row-major.
-                unsafe {
-                    gemm_f32(
-                        (g.c_out, p, ck),
-                        ob.as_mut_ptr(),
-                        (p, 1),
-                        false,
-                        weight.as_ptr(),
-                        (ck, 1),
-                        cols.as_ptr(),
-                        (p, 1),
-                    )
-                }
-            },
-        );
-    out
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut(g.item_out().max(1))
+            .enumerate()
+            .for_each_init(
+                || cols_buffer(g, g.c_in),
+                |buf, (b, ob)| {
+                    let cols = cols_of(&x[b * g.item_in()..], g, (0, g.c_in), buf);
+                    // SAFETY: `ob` is [Cout, P], `weight` [Cout, ck], `cols` [ck, P],
+                    // row-major; gemm writes all of `ob` without reading it (no accumulate).
+                    unsafe {
+                        gemm_f32(
+                            (g.c_out, p, ck),
+                            ob.as_mut_ptr().cast::<f32>(),
+                            (p, 1),
+                            false,
+                            weight.as_ptr(),
+                            (ck, 1),
+                            cols.as_ptr(),
+                            (p, 1),
+                        )
+                    }
+                },
+            )
+    };
+    let len = g.batch * g.item_out();
+    if len == 0 || ck == 0 {
+        // Nothing to multiply (gemm would leave the output unwritten): zeros.
+        return vec![0f32; len];
+    }
+    // SAFETY: one [Cout, P] GEMM output per item chunk covers the buffer (see `fill`).
+    unsafe { vec_written_by(len, fill) }
 }
 
 /// `∂L/∂W` (`[Cout, Cin, kh, kw]`) from the input `x` and the output gradient `grad`.

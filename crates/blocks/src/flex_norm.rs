@@ -11,7 +11,11 @@
 //! squared deviations from the mean (two passes, biased — what Burn's `batch_norm_train`
 //! returns and feeds to the running statistics).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
+
+use crate::uninit::vec_written_by;
 
 /// The layout `[batch, channels, spatial]` of a contiguous NC… tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,30 +111,33 @@ fn affine_pass(
     l: &Layout,
 ) -> Vec<f32> {
     let s = l.spatial.max(1);
-    let mut out = vec![0f32; l.len()];
-    out.par_chunks_mut(s)
-        .with_min_len(l.planes_per_task())
-        .enumerate()
-        .for_each(|(plane, o)| {
-            let c = plane % l.channels;
-            let xs = &x[plane * s..plane * s + o.len()];
-            let (a, b, m) = (scale[c], shift[c], mean[c]);
-            match dy {
-                None => {
-                    for (o, &v) in o.iter_mut().zip(xs) {
-                        *o = a * (v - m) + b;
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut(s)
+            .with_min_len(l.planes_per_task())
+            .enumerate()
+            .for_each(|(plane, o)| {
+                let c = plane % l.channels;
+                let xs = &x[plane * s..plane * s + o.len()];
+                let (a, b, m) = (scale[c], shift[c], mean[c]);
+                match dy {
+                    None => {
+                        for (o, &v) in o.iter_mut().zip(xs) {
+                            o.write(a * (v - m) + b);
+                        }
+                    }
+                    Some(dy) => {
+                        let g = &dy[plane * s..plane * s + o.len()];
+                        let k = k_dy[c];
+                        for ((o, &v), &d) in o.iter_mut().zip(xs).zip(g) {
+                            o.write(k * (d - b) + a * (v - m));
+                        }
                     }
                 }
-                Some(dy) => {
-                    let g = &dy[plane * s..plane * s + o.len()];
-                    let k = k_dy[c];
-                    for ((o, &v), &d) in o.iter_mut().zip(xs).zip(g) {
-                        *o = k * (d - b) + a * (v - m);
-                    }
-                }
-            }
-        });
-    out
+            })
+    };
+    // SAFETY: the planes cover the buffer; every element of each plane is written once
+    // (`xs`, and `g`, have the plane's length: `x.len() == dy.len() == l.len()`).
+    unsafe { vec_written_by(l.len(), fill) }
 }
 
 /// `1 / √(var + ε)` per channel.

@@ -25,8 +25,10 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use crate::dense_conv::is_flex;
+use crate::uninit::vec_written_by;
 
 /// `e^x` for `f32`, branch-free so that loops over it vectorise: `2^n · p(r)` with
 /// `n = round(x / ln 2)`, `r = x − n·ln 2` (two-part constant) and Cephes' degree-7
@@ -67,55 +69,66 @@ const CHUNK: usize = 1 << 14;
 
 /// `y = x · sigmoid(x)`.
 pub fn silu_forward(x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| {
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = v * sigmoid_f32(v);
-            }
-        });
-    y
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(y, x)| {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    o.write(v * sigmoid_f32(v));
+                }
+            })
+    };
+    // SAFETY: equal-length chunks of `x` and the output: every element is written.
+    unsafe { vec_written_by(x.len(), fill) }
 }
 
 /// `dx = dy · s · (1 + x · (1 − s))`, `s = sigmoid(x)`.
 pub fn silu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), dy.len(), "silu backward: gradient shape");
-    let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(o, (x, g))| {
-            for ((o, &v), &d) in o.iter_mut().zip(x).zip(g) {
-                let s = sigmoid_f32(v);
-                *o = d * s * (1.0 + v * (1.0 - s));
-            }
-        });
-    dx
+    let fill = |dx: &mut [MaybeUninit<f32>]| {
+        dx.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+            .for_each(|(o, (x, g))| {
+                for ((o, &v), &d) in o.iter_mut().zip(x).zip(g) {
+                    let s = sigmoid_f32(v);
+                    o.write(d * s * (1.0 + v * (1.0 - s)));
+                }
+            })
+    };
+    // SAFETY: equal-length chunks of `x`, `dy` and the output: every element is written.
+    unsafe { vec_written_by(x.len(), fill) }
 }
 
 /// Row-wise softmax of `x` viewed as rows of `row` values: `y = e^{x − max} / Σ e^{x − max}`.
 pub fn softmax_forward(x: &[f32], row: usize) -> Vec<f32> {
     let row = row.max(1);
-    let mut y = vec![0f32; x.len()];
+    assert_eq!(
+        x.len() % row,
+        0,
+        "softmax: length is not a multiple of the row"
+    );
     let rows_per_task = (CHUNK / row).max(1);
-    y.par_chunks_mut(row * rows_per_task)
-        .zip(x.par_chunks(row * rows_per_task))
-        .for_each(|(y, x)| {
-            for (y, x) in y.chunks_exact_mut(row).zip(x.chunks_exact(row)) {
-                let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                let mut sum = 0f32;
-                for (o, &v) in y.iter_mut().zip(x) {
-                    let e = exp_f32(v - max);
-                    *o = e;
-                    sum += e;
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        y.par_chunks_mut(row * rows_per_task)
+            .zip(x.par_chunks(row * rows_per_task))
+            .for_each(|(y, x)| {
+                for (y, x) in y.chunks_exact_mut(row).zip(x.chunks_exact(row)) {
+                    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                    let mut sum = 0f32;
+                    for (o, &v) in y.iter_mut().zip(x) {
+                        sum += *o.write(exp_f32(v - max));
+                    }
+                    let inv = 1.0 / sum;
+                    for o in y.iter_mut() {
+                        // SAFETY: written by the loop above.
+                        let e = unsafe { o.assume_init() };
+                        o.write(e * inv);
+                    }
                 }
-                let inv = 1.0 / sum;
-                for o in y.iter_mut() {
-                    *o *= inv;
-                }
-            }
-        });
-    y
+            })
+    };
+    // SAFETY: whole rows (the length is a multiple of `row`), each element written.
+    unsafe { vec_written_by(x.len(), fill) }
 }
 
 /// Softmax backward from the output `y` and its gradient `dy`, row-wise:
@@ -123,26 +136,33 @@ pub fn softmax_forward(x: &[f32], row: usize) -> Vec<f32> {
 pub fn softmax_backward(y: &[f32], dy: &[f32], row: usize) -> Vec<f32> {
     assert_eq!(y.len(), dy.len(), "softmax backward: gradient shape");
     let row = row.max(1);
-    let mut dx = vec![0f32; y.len()];
+    assert_eq!(
+        y.len() % row,
+        0,
+        "softmax backward: length is not a multiple of the row"
+    );
     let rows_per_task = (CHUNK / row).max(1);
-    dx.par_chunks_mut(row * rows_per_task)
-        .zip(
-            y.par_chunks(row * rows_per_task)
-                .zip(dy.par_chunks(row * rows_per_task)),
-        )
-        .for_each(|(dx, (y, dy))| {
-            for ((o, y), g) in dx
-                .chunks_exact_mut(row)
-                .zip(y.chunks_exact(row))
-                .zip(dy.chunks_exact(row))
-            {
-                let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
-                for ((o, &a), &b) in o.iter_mut().zip(y).zip(g) {
-                    *o = a * (b - dot);
+    let fill = |dx: &mut [MaybeUninit<f32>]| {
+        dx.par_chunks_mut(row * rows_per_task)
+            .zip(
+                y.par_chunks(row * rows_per_task)
+                    .zip(dy.par_chunks(row * rows_per_task)),
+            )
+            .for_each(|(dx, (y, dy))| {
+                for ((o, y), g) in dx
+                    .chunks_exact_mut(row)
+                    .zip(y.chunks_exact(row))
+                    .zip(dy.chunks_exact(row))
+                {
+                    let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                    for ((o, &a), &b) in o.iter_mut().zip(y).zip(g) {
+                        o.write(a * (b - dot));
+                    }
                 }
-            }
-        });
-    dx
+            })
+    };
+    // SAFETY: whole rows, each element written.
+    unsafe { vec_written_by(y.len(), fill) }
 }
 
 /// The custom operations: SiLU and last-dimension softmax, each differentiated as one node.

@@ -27,6 +27,7 @@ pub mod res_conv;
 pub mod retrain;
 pub mod search_entry;
 pub mod stem;
+mod uninit;
 
 // MBConv and NATS-SSS ops.
 pub mod mbconv;
