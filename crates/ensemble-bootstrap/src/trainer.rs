@@ -318,6 +318,17 @@ pub fn seeded_init<T: Module>(device: &Device, seed: u64, build: impl FnOnce() -
     seeded_init_with(device, seed, build, |m| m.visit(&mut Materialize))
 }
 
+/// Seeds the device RNG to `seed` and runs `f` under the process-wide lock that
+/// [`seeded_init`] takes, so that what `f` draws from Burn's global RNG (e.g. drop-path masks)
+/// is a function of `seed` alone, even with other threads initialising models (which seed and
+/// draw under the same lock). Draws made by threads that do not take the lock can still
+/// interleave: reproducibility is per run, not across concurrent unlocked users of the device.
+pub fn with_seeded_rng<R>(device: &Device, seed: u64, f: impl FnOnce() -> R) -> R {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    f()
+}
+
 fn seeded_init_with<T>(
     device: &Device,
     seed: u64,

@@ -26,7 +26,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use ensemble_bootstrap::checkpoint::{RunDir, TrainState, record_of};
 use ensemble_bootstrap::progress::Progress;
-use ensemble_bootstrap::trainer::seeded_init;
+use ensemble_bootstrap::trainer::{seeded_init, with_seeded_rng};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -290,14 +290,15 @@ pub fn retrain(
         }
         let x = batch.pairs.into_iter().next().expect("one view pair").0;
         let [b, _, h, w] = x.dims();
-        // Drop-path masks come from the backend's RNG: seeding it per step makes a resumed run
-        // draw the same masks as an uninterrupted one.
-        ad.seed(step_rng(recipe.seed, step, 0xD209).random());
         let mut rng = step_rng(recipe.seed, step, 0xA06);
         let x = random_erase(x, reg.random_erase_p, &mut rng);
         let kind = draw(reg, h, w, &mut rng);
         let (x, targets) = apply(x, &batch.labels, classes, reg.label_smoothing, kind);
-        let logits = model.forward(x);
+        // Drop-path masks come from the backend's RNG: seeding it per step (under the lock that
+        // model initialisation takes, so another thread's init cannot reseed it or be reseeded
+        // in between) makes a resumed run draw the same masks as an uninterrupted one.
+        let backend_seed = step_rng(recipe.seed, step, 0xD209).random();
+        let logits = with_seeded_rng(&ad, backend_seed, || model.forward(x));
         if logits.dims() != [b, classes] {
             return Err(RetrainError::Train(format!(
                 "network output {:?}, expected [{b}, {classes}]",
