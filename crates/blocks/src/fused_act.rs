@@ -11,7 +11,7 @@
 //! differentiates each; [`softmax`] keeps the output and computes `dx = y · (dy − Σ dy·y)` in
 //! one pass per row.
 //!
-//! Other devices and dtypes, and `BOSSNAS_FUSED_BN=off` (the one switch for all fused nodes,
+//! Other devices and dtypes, and `BOSSNAS_FUSED=off` (the one switch for all fused nodes,
 //! [`crate::fused_norm::enabled`]), use Burn's `silu` / `softmax`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

@@ -9,7 +9,7 @@
 //! materialises channel-major copies; see that module).
 //!
 //! Everywhere else — wgpu/CUDA, non-`f32` tensors, non-contiguous inputs, or
-//! `BOSSNAS_FUSED_BN=off` in the environment — it is exactly `BatchNorm::forward`.
+//! `BOSSNAS_FUSED=off` in the environment — it is exactly `BatchNorm::forward`.
 //!
 //! The EMA target network of ensemble bootstrapping (`valid().train().no_grad()`: BN in
 //! training mode, parameters untracked) takes the untracked branch of the node: batch
@@ -269,13 +269,14 @@ impl<B: BatchNormKernels, C: CheckpointStrategy> FusedBatchNormBackend for Autod
     }
 }
 
-/// Whether the fused node is on: `BOSSNAS_FUSED_BN` unset or anything but `off`/`0` (read once
-/// per process; `off` is the A/B switch and the fallback should a kernel misbehave).
+/// Whether the fused nodes (this batch norm, and SiLU / softmax of [`crate::fused_act`]) are
+/// on: `BOSSNAS_FUSED` unset or anything but `off`/`0` (read once per process; `off` is the A/B
+/// switch and the fallback should a kernel misbehave).
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
         !matches!(
-            std::env::var("BOSSNAS_FUSED_BN").as_deref(),
+            std::env::var("BOSSNAS_FUSED").as_deref(),
             Ok("off") | Ok("0")
         )
     })
