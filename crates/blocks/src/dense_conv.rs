@@ -26,15 +26,15 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     Backend, DispatchDevice, Flex, Shape, Slice, TensorMetadata, backend_extension,
 };
 use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
+use crate::flex_buffers::{contiguous_f32, flex_tensor, values};
 use crate::flex_conv;
 
 /// The custom operation: a bias-free dense 2-D convolution whose autodiff node uses
@@ -122,25 +122,6 @@ fn geometry(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> flex_conv::G
     }
 }
 
-/// `t` as a contiguous `f32` tensor, or `None` for other dtypes.
-fn contiguous_f32(t: FlexTensor) -> Option<FlexTensor> {
-    if t.dtype() != DType::F32 {
-        None
-    } else if t.as_slice::<f32>().is_some() {
-        Some(t)
-    } else {
-        Some(t.to_contiguous())
-    }
-}
-
-fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("contiguous f32 tensor")
-}
-
-fn flex_tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(data, shape))
-}
-
 /// Which buffer kernels of [`flex_conv`] compute a convolution.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum FlexKind {
@@ -177,16 +158,14 @@ impl DenseConvKernels for Flex {
     ) -> FloatTensor<Self> {
         let (xs, ws) = (x.shape(), weight.shape());
         let kind = flex_kind(&xs, &ws, &options);
-        match (
-            kind,
-            contiguous_f32(x.clone()),
-            contiguous_f32(weight.clone()),
-        ) {
+        match (kind, contiguous_f32(&x), contiguous_f32(&weight)) {
             (Some(kind), Some(xc), Some(wc)) => {
                 let g = geometry(&xs, &ws, &options);
                 let y = match kind {
-                    FlexKind::Dense => flex_conv::forward(slice(&xc), slice(&wc), &g),
-                    FlexKind::Depthwise => flex_conv::depthwise_forward(slice(&xc), slice(&wc), &g),
+                    FlexKind::Dense => flex_conv::forward(values(&xc), values(&wc), &g),
+                    FlexKind::Depthwise => {
+                        flex_conv::depthwise_forward(values(&xc), values(&wc), &g)
+                    }
                 };
                 flex_tensor(y, [g.batch, g.c_out, g.h_out, g.w_out])
             }
@@ -202,20 +181,16 @@ impl DenseConvKernels for Flex {
     ) -> FloatTensor<Self> {
         let (xs, ws) = (x.shape(), weight.shape());
         let kind = flex_kind(&xs, &ws, options);
-        match (
-            kind,
-            contiguous_f32(x.clone()),
-            contiguous_f32(grad.clone()),
-        ) {
+        match (kind, contiguous_f32(&x), contiguous_f32(&grad)) {
             (Some(kind), Some(xc), Some(gc)) => {
                 let g = geometry(&xs, &ws, options);
                 let dw = match kind {
-                    FlexKind::Dense => flex_conv::weight_grad(slice(&xc), slice(&gc), &g),
+                    FlexKind::Dense => flex_conv::weight_grad(values(&xc), values(&gc), &g),
                     FlexKind::Depthwise => {
-                        flex_conv::depthwise_weight_grad(slice(&xc), slice(&gc), &g)
+                        flex_conv::depthwise_weight_grad(values(&xc), values(&gc), &g)
                     }
                 };
-                flex_tensor(dw, ws.dims())
+                flex_tensor(dw, ws)
             }
             _ if options.groups == 1 => weight_grad::<Self>(x, ws, grad, options),
             _ => Self::conv2d_weight_backward(x, weight, grad, options.clone()),
@@ -230,20 +205,16 @@ impl DenseConvKernels for Flex {
     ) -> FloatTensor<Self> {
         let (xs, ws) = (x.shape(), weight.shape());
         let kind = flex_kind(&xs, &ws, options);
-        match (
-            kind,
-            contiguous_f32(weight.clone()),
-            contiguous_f32(grad.clone()),
-        ) {
+        match (kind, contiguous_f32(&weight), contiguous_f32(&grad)) {
             (Some(kind), Some(wc), Some(gc)) => {
                 let g = geometry(&xs, &ws, options);
                 let dx = match kind {
-                    FlexKind::Dense => flex_conv::input_grad(slice(&wc), slice(&gc), &g),
+                    FlexKind::Dense => flex_conv::input_grad(values(&wc), values(&gc), &g),
                     FlexKind::Depthwise => {
-                        flex_conv::depthwise_input_grad(slice(&wc), slice(&gc), &g)
+                        flex_conv::depthwise_input_grad(values(&wc), values(&gc), &g)
                     }
                 };
-                flex_tensor(dx, xs.dims())
+                flex_tensor(dx, xs)
             }
             _ if options.groups == 1 => input_grad::<Self>(x, weight, grad, options),
             _ => Self::conv2d_x_backward(x, weight, grad, options.clone()),

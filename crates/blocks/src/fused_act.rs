@@ -20,14 +20,14 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ActivationOps, FloatTensorOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 use crate::dense_conv::is_flex;
+use crate::flex_buffers::{contiguous_f32, flex_like, values};
 use crate::uninit::vec_written_by;
 
 /// `e^x` for `f32`, branch-free so that loops over it vectorise: `2^n · p(r)` with
@@ -195,48 +195,50 @@ fn last_dim(t: &impl TensorMetadata) -> usize {
 pub trait ActivationKernels: Backend {
     /// `x · sigmoid(x)`.
     fn silu_forward_kernel(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::float_mul(x.clone(), Self::sigmoid(x))
+        generic::silu::<Self>(x)
     }
 
     /// `dy · s · (1 + x · (1 − s))`.
     fn silu_backward_kernel(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let s = Self::sigmoid(x.clone());
-        let one_minus = Self::float_add_scalar(Self::float_neg(s.clone()), 1.0.into());
-        let inner = Self::float_add_scalar(Self::float_mul(x, one_minus), 1.0.into());
-        Self::float_mul(grad, Self::float_mul(s, inner))
+        generic::silu_backward::<Self>(x, grad)
     }
 
     /// Softmax over the last dimension.
     fn softmax_forward_kernel(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let dim = last_dim(&x);
-        Self::softmax(x, dim)
+        generic::softmax::<Self>(x)
     }
 
     /// `y · (dy − Σ_last dy·y)` from the softmax output `y`.
     fn softmax_backward_kernel(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        generic::softmax_backward::<Self>(y, grad)
+    }
+}
+
+/// The kernels written with backend primitives (any backend, any dtype).
+mod generic {
+    use super::*;
+
+    pub fn silu<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+        B::float_mul(x.clone(), B::sigmoid(x))
+    }
+
+    pub fn silu_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+        let s = B::sigmoid(x.clone());
+        let one_minus = B::float_add_scalar(B::float_neg(s.clone()), 1.0.into());
+        let inner = B::float_add_scalar(B::float_mul(x, one_minus), 1.0.into());
+        B::float_mul(grad, B::float_mul(s, inner))
+    }
+
+    pub fn softmax<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+        let dim = last_dim(&x);
+        B::softmax(x, dim)
+    }
+
+    pub fn softmax_backward<B: Backend>(y: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
         let dim = last_dim(&y);
-        let dot = Self::float_sum_dim(Self::float_mul(grad.clone(), y.clone()), dim);
-        Self::float_mul(y, Self::float_sub(grad, dot))
+        let dot = B::float_sum_dim(B::float_mul(grad.clone(), y.clone()), dim);
+        B::float_mul(y, B::float_sub(grad, dot))
     }
-}
-
-/// `t` as a contiguous `f32` tensor, or `None` for other dtypes.
-fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {
-    if t.dtype() != DType::F32 {
-        None
-    } else if t.as_slice::<f32>().is_some() {
-        Some(t.clone())
-    } else {
-        Some(t.to_contiguous())
-    }
-}
-
-fn values(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("contiguous f32 tensor")
-}
-
-fn flex_like(data: Vec<f32>, like: &FlexTensor) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(data, like.shape()))
 }
 
 /// Length of the last dimension (1 for a scalar-shaped tensor).
@@ -248,29 +250,21 @@ impl ActivationKernels for Flex {
     fn silu_forward_kernel(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match contiguous_f32(&x) {
             Some(xc) => flex_like(silu_forward(values(&xc)), &x),
-            None => Self::float_mul(x.clone(), Self::sigmoid(x)),
+            None => generic::silu::<Self>(x),
         }
     }
 
     fn silu_backward_kernel(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         match (contiguous_f32(&x), contiguous_f32(&grad)) {
             (Some(xc), Some(gc)) => flex_like(silu_backward(values(&xc), values(&gc)), &x),
-            _ => {
-                let s = Self::sigmoid(x.clone());
-                let one_minus = Self::float_add_scalar(Self::float_neg(s.clone()), 1.0.into());
-                let inner = Self::float_add_scalar(Self::float_mul(x, one_minus), 1.0.into());
-                Self::float_mul(grad, Self::float_mul(s, inner))
-            }
+            _ => generic::silu_backward::<Self>(x, grad),
         }
     }
 
     fn softmax_forward_kernel(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match contiguous_f32(&x) {
             Some(xc) => flex_like(softmax_forward(values(&xc), row_len(&x)), &x),
-            None => {
-                let dim = last_dim(&x);
-                Self::softmax(x, dim)
-            }
+            None => generic::softmax::<Self>(x),
         }
     }
 
@@ -279,11 +273,7 @@ impl ActivationKernels for Flex {
             (Some(yc), Some(gc)) => {
                 flex_like(softmax_backward(values(&yc), values(&gc), row_len(&y)), &y)
             }
-            _ => {
-                let dim = last_dim(&y);
-                let dot = Self::float_sum_dim(Self::float_mul(grad.clone(), y.clone()), dim);
-                Self::float_mul(y, Self::float_sub(grad, dot))
-            }
+            _ => generic::softmax_backward::<Self>(y, grad),
         }
     }
 }

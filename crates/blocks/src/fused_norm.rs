@@ -22,14 +22,13 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex, Shape, TensorMetadata, backend_extension};
 use burn::nn::BatchNorm;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use crate::dense_conv::is_flex;
+use crate::flex_buffers::{contiguous_f32, flex_tensor, values};
 use crate::flex_norm::{self, Layout};
 
 /// `(output, batch mean, biased batch variance)` of a training-mode batch norm.
@@ -68,8 +67,7 @@ pub trait BatchNormKernels: Backend {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> BatchNormOutput<Self> {
-        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-        (r.output, r.mean, r.variance)
+        burn_forward::<Self>(x, gamma, beta, epsilon)
     }
 
     /// `(dx, dgamma, dbeta)` given the output gradient and the forward's statistics.
@@ -81,28 +79,32 @@ pub trait BatchNormKernels: Backend {
         epsilon: f64,
         grad: FloatTensor<Self>,
     ) -> BatchNormOutput<Self> {
-        let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
-        (r.x_grad, r.gamma_grad, r.beta_grad)
+        burn_backward::<Self>(x, gamma, mean, variance, epsilon, grad)
     }
 }
 
-/// `t` as a contiguous `f32` tensor, or `None` for other dtypes.
-fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {
-    if t.dtype() != DType::F32 {
-        None
-    } else if t.as_slice::<f32>().is_some() {
-        Some(t.clone())
-    } else {
-        Some(t.to_contiguous())
-    }
+/// Burn's own training-mode batch norm (the generic kernels).
+fn burn_forward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> BatchNormOutput<B> {
+    let r = B::batch_norm_train(x, gamma, beta, epsilon);
+    (r.output, r.mean, r.variance)
 }
 
-fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("contiguous f32 tensor")
-}
-
-fn flex_tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(data, shape))
+/// Burn's own batch-norm backward (the generic kernels).
+fn burn_backward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
+    epsilon: f64,
+    grad: FloatTensor<B>,
+) -> BatchNormOutput<B> {
+    let r = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
+    (r.x_grad, r.gamma_grad, r.beta_grad)
 }
 
 /// The `[B, C, S]` layout of `shape` (rank ≥ 2).
@@ -131,7 +133,7 @@ impl BatchNormKernels for Flex {
                 let shape = x.shape();
                 let l = layout(&shape);
                 let (y, mean, var) =
-                    flex_norm::forward(slice(&xc), slice(&g), slice(&b), epsilon, &l);
+                    flex_norm::forward(values(&xc), values(&g), values(&b), epsilon, &l);
                 let per_channel = Shape::new([l.channels]);
                 (
                     flex_tensor(y, shape),
@@ -139,10 +141,7 @@ impl BatchNormKernels for Flex {
                     flex_tensor(var, per_channel),
                 )
             }
-            _ => {
-                let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-                (r.output, r.mean, r.variance)
-            }
+            _ => burn_forward::<Self>(x, gamma, beta, epsilon),
         }
     }
 
@@ -165,12 +164,12 @@ impl BatchNormKernels for Flex {
                 let shape = x.shape();
                 let l = layout(&shape);
                 let (dx, dg, db) = flex_norm::backward(
-                    slice(&xc),
-                    slice(&g),
-                    slice(&m),
-                    slice(&v),
+                    values(&xc),
+                    values(&g),
+                    values(&m),
+                    values(&v),
                     epsilon,
-                    slice(&dy),
+                    values(&dy),
                     &l,
                 );
                 let per_channel = Shape::new([l.channels]);
@@ -180,10 +179,7 @@ impl BatchNormKernels for Flex {
                     flex_tensor(db, per_channel),
                 )
             }
-            _ => {
-                let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
-                (r.x_grad, r.gamma_grad, r.beta_grad)
-            }
+            _ => burn_backward::<Self>(x, gamma, mean, variance, epsilon, grad),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod cpu_alloc;
 pub mod dense_conv;
 pub mod device;
 pub mod fast_conv;
+mod flex_buffers;
 pub mod flex_conv;
 pub mod flex_norm;
 pub mod fused_act;
