@@ -8,8 +8,9 @@
 //! on the buffer kernels of [`crate::flex_norm`] instead of Burn's generic composition (which
 //! materialises channel-major copies; see that module).
 //!
-//! Everywhere else — wgpu/CUDA, non-`f32` tensors, non-contiguous inputs, or
-//! `BOSSNAS_FUSED=off` in the environment — it is exactly `BatchNorm::forward`.
+//! On wgpu/CUDA, in inference mode, or with `BOSSNAS_FUSED=off` in the environment it is
+//! exactly `BatchNorm::forward`. On burn-flex, strided inputs are made contiguous first and
+//! non-`f32` tensors go through Burn's own `batch_norm_train` inside the node.
 //!
 //! The EMA target network of ensemble bootstrapping (`valid().train().no_grad()`: BN in
 //! training mode, parameters untracked) takes the untracked branch of the node: batch
@@ -57,8 +58,8 @@ impl FusedBatchNormBackend for Flex {
     }
 }
 
-/// The two kernels behind the batch-norm autodiff node. Defaults: Burn's own `batch_norm_train` and its
-/// backward (any backend); `Flex` overrides them with [`flex_norm`].
+/// The two kernels behind the batch-norm autodiff node. Defaults: Burn's own
+/// `batch_norm_train` and its backward (any backend); `Flex` overrides them with [`flex_norm`].
 pub trait BatchNormKernels: Backend {
     /// Training-mode forward.
     fn bn_forward(
