@@ -566,7 +566,7 @@ impl SlimResBlock {
     }
 }
 
-/// Slimmable stem: slim Conv3×3 (3 → widths[idx], no bias) → switchable BN.
+/// Slimmable stem: slim Conv3×3 (3 → `widths[idx]`, no bias) → switchable BN.
 ///
 /// # Shapes
 /// - input: `[batch, 3, H, W]`
