@@ -59,7 +59,7 @@ impl DenseConvBackend for Flex {
     }
 }
 
-/// The three kernels of a dense convolution used by [`DenseConvNode`]. The defaults are the
+/// The three kernels of a dense convolution used by the dense-conv autodiff node. The defaults are the
 /// tensor-primitive versions of this module (any backend); `Flex` overrides them with the
 /// buffer kernels of [`crate::flex_conv`].
 pub trait DenseConvKernels: Backend {

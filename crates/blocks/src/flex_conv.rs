@@ -281,7 +281,7 @@ pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
 /// Computed as `dWᵀ [Cin·k², Cout] = Σ_b cols(X[b]) · G[b]ᵀ` and transposed at the end: in that
 /// orientation `gemm` packs the large im2col operand without a strided gather (2.5× faster than
 /// `G[b] · colsᵀ` on the NATS conv). Threads take disjoint batch ranges with private
-/// accumulators when `dW` is small, else [`weight_grad_by_channels`].
+/// accumulators when `dW` is small, else `weight_grad_by_channels`.
 pub fn weight_grad(x: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     let ck = g.c_in * g.taps();
     let threads = rayon::current_num_threads().max(1);
