@@ -282,7 +282,7 @@ impl<B: DenseConvKernels, C: CheckpointStrategy> DenseConvBackend for Autodiff<B
 
 /// Whether [`conv2d`] handles this dense convolution itself: one group, no dilation (any
 /// kernel, including 1×1; `fast_conv` sends plain 1×1 convs on small maps to its matmul path).
-pub fn is_dense(_weight_dims: [usize; 4], options: &ConvOptions<2>) -> bool {
+pub fn is_dense(options: &ConvOptions<2>) -> bool {
     options.groups == 1 && options.dilation == [1, 1]
 }
 
@@ -314,8 +314,7 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
-    let routed =
-        is_dense(weight.dims(), &options) || is_depthwise(x.dims()[1], weight.dims(), &options);
+    let routed = is_dense(&options) || is_depthwise(x.dims()[1], weight.dims(), &options);
     if !routed || !is_flex(&x.device()) {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
@@ -482,10 +481,7 @@ mod tests {
     /// Forward and the input, weight and bias gradients equal Burn's `conv2d` (rel. 1e-4).
     fn check(x_dims: [usize; 4], w_dims: [usize; 4], bias: bool, options: ConvOptions<2>) {
         let d = Device::flex().autodiff();
-        assert!(
-            is_flex(&d)
-                && (is_dense(w_dims, &options) || is_depthwise(x_dims[1], w_dims, &options))
-        );
+        assert!(is_flex(&d) && (is_dense(&options) || is_depthwise(x_dims[1], w_dims, &options)));
         let x0 = rand(x_dims, &d);
         let w0 = rand(w_dims, &d);
         let b0 = rand([w_dims[0]], &d);
@@ -546,7 +542,7 @@ mod tests {
 
     #[test]
     fn other_dense_shapes_match_burn() {
-        // 5×5 pad 2, no padding, asymmetric padding, 1×1 stride 2.
+        // 5×5 pad 2, no padding, asymmetric padding, 1×1 stride 2, plain 1×1.
         check(
             [2, 3, 9, 9],
             [4, 3, 5, 5],
@@ -570,7 +566,10 @@ mod tests {
             [3, 4, 1, 1],
             true,
             ConvOptions::new([2, 2], [0, 0], [1, 1], 1),
-        );
+        ); // Plain 1×1 (no im2col copy), with and without bias.
+        let plain = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        check([3, 5, 4, 6], [7, 5, 1, 1], false, plain.clone());
+        check([2, 8, 10, 11], [4, 8, 1, 1], true, plain);
     }
 
     #[test]
@@ -613,10 +612,6 @@ mod tests {
             true,
             ConvOptions::new([2, 2], [3, 3], [1, 1], 3),
         );
-        // Plain 1×1 (no im2col copy), with and without bias.
-        let plain = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
-        check([3, 5, 4, 6], [7, 5, 1, 1], false, plain.clone());
-        check([2, 8, 10, 11], [4, 8, 1, 1], true, plain);
         // Grouped but not depthwise: Burn's conv2d.
         let o = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
         assert!(!is_depthwise(4, [4, 2, 3, 3], &o));
@@ -625,15 +620,9 @@ mod tests {
     #[test]
     fn grouped_and_dilated_are_not_dense() {
         let o = ConvOptions::new([1, 1], [1, 1], [1, 1], 4);
-        assert!(!is_dense([4, 1, 3, 3], &o));
-        assert!(is_dense(
-            [4, 3, 1, 1],
-            &ConvOptions::new([1, 1], [0, 0], [1, 1], 1)
-        ));
-        assert!(!is_dense(
-            [4, 3, 3, 3],
-            &ConvOptions::new([1, 1], [2, 2], [2, 2], 1)
-        ));
+        assert!(!is_dense(&o));
+        assert!(is_dense(&ConvOptions::new([1, 1], [0, 0], [1, 1], 1)));
+        assert!(!is_dense(&ConvOptions::new([1, 1], [2, 2], [2, 2], 1)));
     }
 
     /// Timing of one dense conv, forward + backward, Burn's node against ours, and of the two

@@ -83,14 +83,13 @@ pub fn conv2d(
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
 ) -> Tensor<4> {
+    let plain_1x1 = is_pointwise(weight.dims(), &options);
     match mode() {
         Mode::Off => burn_conv2d(x, weight, bias, options),
-        Mode::All if is_pointwise(weight.dims(), &options) && !pointwise_on_node(&x) => {
-            pointwise(x, weight, bias)
-        }
-        Mode::All => crate::dense_conv::conv2d(x, weight, bias, options),
-        _ if is_pointwise(weight.dims(), &options) => pointwise(x, weight, bias),
+        Mode::PointwiseOnly if plain_1x1 => pointwise(x, weight, bias),
         Mode::PointwiseOnly => burn_conv2d(x, weight, bias, options),
+        Mode::All if plain_1x1 && !pointwise_on_node(&x) => pointwise(x, weight, bias),
+        Mode::All => crate::dense_conv::conv2d(x, weight, bias, options),
     }
 }
 

@@ -656,6 +656,23 @@ mod tests {
 
     /// Direct 7-loop convolution and its gradients (the definition), for small shapes.
     fn reference(x: &[f32], w: &[f32], gr: &[f32], g: &Geometry) -> [Vec<f32>; 3] {
+        reference_grouped(x, w, gr, g, false)
+    }
+
+    /// The definition of a depthwise conv (`groups = C`) and its gradients.
+    fn reference_depthwise(x: &[f32], w: &[f32], gr: &[f32], g: &Geometry) -> [Vec<f32>; 3] {
+        reference_grouped(x, w, gr, g, true)
+    }
+
+    /// The definition for one group (`w`: `[Cout, Cin, kh, kw]`) or depthwise (`w`:
+    /// `[C, 1, kh, kw]`, output channel `c` reads input channel `c` only).
+    fn reference_grouped(
+        x: &[f32],
+        w: &[f32],
+        gr: &[f32],
+        g: &Geometry,
+        depthwise: bool,
+    ) -> [Vec<f32>; 3] {
         let (mut y, mut dw, mut dx) = (
             vec![0f32; g.batch * g.item_out()],
             vec![0f32; w.len()],
@@ -663,10 +680,15 @@ mod tests {
         );
         for b in 0..g.batch {
             for co in 0..g.c_out {
+                let (inputs, w_in) = if depthwise {
+                    (co..co + 1, 1)
+                } else {
+                    (0..g.c_in, g.c_in)
+                };
                 for oh in 0..g.h_out {
                     for ow in 0..g.w_out {
                         let o = ((b * g.c_out + co) * g.h_out + oh) * g.w_out + ow;
-                        for ci in 0..g.c_in {
+                        for ci in inputs.clone() {
                             for i in 0..g.kh {
                                 for j in 0..g.kw {
                                     let yy = (oh * g.stride[0] + i) as isize
@@ -679,46 +701,12 @@ mod tests {
                                     }
                                     let xi =
                                         ((b * g.c_in + ci) * g.h + yy as usize) * g.w + xx as usize;
-                                    let wi = ((co * g.c_in + ci) * g.kh + i) * g.kw + j;
+                                    let wc = if depthwise { 0 } else { ci };
+                                    let wi = ((co * w_in + wc) * g.kh + i) * g.kw + j;
                                     y[o] += x[xi] * w[wi];
                                     dw[wi] += gr[o] * x[xi];
                                     dx[xi] += gr[o] * w[wi];
                                 }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        [y, dw, dx]
-    }
-
-    /// The definition of a depthwise conv (`groups = C`) and its gradients.
-    fn reference_depthwise(x: &[f32], w: &[f32], gr: &[f32], g: &Geometry) -> [Vec<f32>; 3] {
-        let (mut y, mut dw, mut dx) = (
-            vec![0f32; g.batch * g.item_out()],
-            vec![0f32; w.len()],
-            vec![0f32; x.len()],
-        );
-        for b in 0..g.batch {
-            for c in 0..g.c_out {
-                for oh in 0..g.h_out {
-                    for ow in 0..g.w_out {
-                        let o = ((b * g.c_out + c) * g.h_out + oh) * g.w_out + ow;
-                        for i in 0..g.kh {
-                            for j in 0..g.kw {
-                                let yy =
-                                    (oh * g.stride[0] + i) as isize - g.pad_top_left[0] as isize;
-                                let xx =
-                                    (ow * g.stride[1] + j) as isize - g.pad_top_left[1] as isize;
-                                if yy < 0 || xx < 0 || yy >= g.h as isize || xx >= g.w as isize {
-                                    continue;
-                                }
-                                let xi = ((b * g.c_in + c) * g.h + yy as usize) * g.w + xx as usize;
-                                let wi = (c * g.kh + i) * g.kw + j;
-                                y[o] += x[xi] * w[wi];
-                                dw[wi] += gr[o] * x[xi];
-                                dx[xi] += gr[o] * w[wi];
                             }
                         }
                     }

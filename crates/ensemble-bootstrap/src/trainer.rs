@@ -335,11 +335,11 @@ fn seeded_init_with<T>(
     build: impl FnOnce() -> T,
     materialize: impl FnOnce(&T),
 ) -> T {
-    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    device.seed(seed);
-    let value = build();
-    materialize(&value);
-    value
+    with_seeded_rng(device, seed, || {
+        let value = build();
+        materialize(&value);
+        value
+    })
 }
 
 fn seeded_heads(
