@@ -1,6 +1,6 @@
 //! Multi-head self-attention over the spatial positions of a feature map (spec §2.4).
 
-use crate::fused_act::softmax;
+use crate::fused_act::scaled_softmax;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::Initializer;
@@ -28,7 +28,7 @@ pub enum AttentionOrientation {
 /// Multi-head self-attention on a `[B, C, H, W]` map, tokens = the `H·W` positions.
 ///
 /// `to_qkv` is a bias-free 1×1 conv `C → 3·heads·dim_head`; its output channels are, in order,
-/// all queries, all keys, all values (each `heads·dim_head`, head-major). Queries are scaled
+/// all queries, all keys, all values (each `heads·dim_head`, head-major). Logits `qᵀk` are scaled
 /// by `dim_head^(-1/2)`. There is no positional embedding (PEG provides it upstream).
 ///
 /// # Shapes
@@ -98,9 +98,9 @@ impl Mhsa {
         let q = qkv.clone().narrow(1, 0, heads);
         let k = qkv.clone().narrow(1, heads, heads);
         let v = qkv.narrow(1, 2 * heads, heads);
-        let q = q.mul_scalar((d as f64).powf(-0.5));
-        // [b, heads, N_q, N_k]
-        let attn = softmax(q.swap_dims(2, 3).matmul(k), 3);
+        // [b, heads, N_q, N_k]; the 1/√d of the queries is applied to the logits, inside the
+        // softmax node (same product; scaling the strided query view cost a slow copy on flex).
+        let attn = scaled_softmax(q.swap_dims(2, 3).matmul(k), 3, (d as f64).powf(-0.5));
         let out = match self.orientation {
             AttentionOrientation::Standard => v.matmul(attn.swap_dims(2, 3)),
             AttentionOrientation::SearchCode => v.matmul(attn),

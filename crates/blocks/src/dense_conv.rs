@@ -281,7 +281,7 @@ impl<B: DenseConvKernels, C: CheckpointStrategy> DenseConvBackend for Autodiff<B
 }
 
 /// Whether [`conv2d`] handles this dense convolution itself: one group, no dilation (any
-/// kernel, including 1×1; `fast_conv` sends plain 1×1 convs on small maps to its matmul path).
+/// kernel, including 1×1; plain 1×1 convs on small maps fold the batch, `flex_conv::folded`).
 pub fn is_dense(options: &ConvOptions<2>) -> bool {
     options.groups == 1 && options.dilation == [1, 1]
 }

@@ -14,9 +14,8 @@
 //! [`pointwise`] uses only the public `Tensor` API, so it runs (and differentiates) on any
 //! `Device`; parameters stay where the modules keep them (`Conv2d::weight` of shape
 //! `[Cout, Cin, 1, 1]`), so checkpoints and parameter counts do not change. On burn-flex,
-//! plain 1×1 convs on maps of at least [`FOLD_BATCH_BELOW`] positions and every other conv go
-//! to the dense-conv node of [`crate::dense_conv`] (the buffer kernels of
-//! [`crate::flex_conv`]); on other devices 1×1 convs use [`pointwise`] and the rest Burn's
+//! plain 1×1 convs and every other dense or depthwise conv go to the dense-conv node of
+//! [`crate::dense_conv`] (the buffer kernels of [`crate::flex_conv`]); on other devices 1×1 convs use [`pointwise`] and the rest Burn's
 //! `conv2d` (grouped non-depthwise and dilated convs everywhere).
 //!
 //! `BOSSNAS_FAST_CONV` in the environment (read once per process) switches paths off for A/B
@@ -39,8 +38,8 @@ pub enum Mode {
     Off,
     /// Plain 1×1 convs as matmuls; everything else Burn's `conv2d`.
     PointwiseOnly,
-    /// Dense, depthwise and (on large maps) 1×1 convs through [`crate::dense_conv::conv2d`],
-    /// 1×1 convs on small maps as matmuls (the default; see [`conv2d`]).
+    /// Dense, depthwise and 1×1 convs through [`crate::dense_conv::conv2d`] on burn-flex,
+    /// 1×1 convs as matmuls elsewhere (the default; see [`conv2d`]).
     All,
 }
 
@@ -71,8 +70,8 @@ pub fn is_pointwise(weight_dims: [usize; 4], options: &ConvOptions<2>) -> bool {
 }
 
 /// Functional 2-D convolution, same contract as `burn::tensor::module::conv2d`: plain 1×1
-/// convolutions on small maps or non-flex devices go through [`pointwise`]; the others
-/// through [`crate::dense_conv::conv2d`] (see [`Mode`]).
+/// convolutions on non-flex devices go through [`pointwise`]; the others through
+/// [`crate::dense_conv::conv2d`] (see [`Mode`]).
 ///
 /// # Shapes
 /// - `x`: `[batch, c_in, H, W]`, `weight`: `[c_out, c_in / groups, kh, kw]`, `bias`: `[c_out]`
@@ -110,15 +109,16 @@ pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     )
 }
 
-/// Whether a plain 1×1 conv of `x` goes to the dense-conv node (burn-flex, maps of at least
-/// [`FOLD_BATCH_BELOW`] positions) rather than [`pointwise`]. On flex the node's weight
-/// gradient accumulates `Σ_b G[b]·X[b]ᵀ` in place, where the matmul's autodiff materialises
-/// all `B` products and then sums them: forward + backward of an 8×1024×14×14 map,
-/// 1024 → 256, measured 17–18 ms against 28–33 ms (256 → 1024: 19–23 against 25–34 ms). On
-/// 7×7 maps the folded matmul stays faster (15–19 against 26–31 ms, 2048 → 512).
+/// Whether a plain 1×1 conv of `x` goes to the dense-conv node (on burn-flex) rather than
+/// [`pointwise`]. On flex the node's weight gradient accumulates `Σ_b G[b]·X[b]ᵀ` in place,
+/// where the matmul's autodiff materialises all `B` products and then sums them: forward +
+/// backward of an 8×1024×14×14 map, 1024 → 256, measured 17–18 ms against 28–33 ms
+/// (256 → 1024: 19–23 against 25–34 ms). On maps below [`FOLD_BATCH_BELOW`] positions the
+/// node folds the batch into one GEMM, as [`pointwise`] does, but with its own parallel
+/// copies into buffers that are not zero-filled (`flex_conv::folded`; the HyTra 1/32 ResAtt
+/// row went from 51 to 44 ms).
 fn pointwise_on_node(x: &Tensor<4>) -> bool {
-    let [_, _, h, w] = x.dims();
-    h * w >= FOLD_BATCH_BELOW && crate::dense_conv::is_flex(&x.device())
+    crate::dense_conv::is_flex(&x.device())
 }
 
 /// Below this many output positions per image (`H·W`), [`pointwise`] folds the batch into one

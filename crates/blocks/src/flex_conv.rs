@@ -22,6 +22,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use crate::fast_conv::FOLD_BATCH_BELOW;
 use crate::uninit::vec_written_by;
 
 /// Shapes and hyper-parameters of one convolution.
@@ -95,6 +96,64 @@ impl SharedMut {
 /// The pointers must cover the strided `m×n`, `m×k` and `k×n` ranges.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_f32(
+    mnk: (usize, usize, usize),
+    dst: *mut f32,
+    dst_strides: (usize, usize),
+    accumulate: bool,
+    lhs: *const f32,
+    lhs_strides: (usize, usize),
+    rhs: *const f32,
+    rhs_strides: (usize, usize),
+) {
+    unsafe {
+        gemm_f32_with(
+            gemm::Parallelism::None,
+            mnk,
+            dst,
+            dst_strides,
+            accumulate,
+            lhs,
+            lhs_strides,
+            rhs,
+            rhs_strides,
+        )
+    }
+}
+
+/// [`gemm_f32`] with `gemm`'s own threading over the whole product (rayon's pool).
+///
+/// # Safety
+/// As [`gemm_f32`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_f32_threaded(
+    mnk: (usize, usize, usize),
+    dst: *mut f32,
+    dst_strides: (usize, usize),
+    accumulate: bool,
+    lhs: *const f32,
+    lhs_strides: (usize, usize),
+    rhs: *const f32,
+    rhs_strides: (usize, usize),
+) {
+    let threads = gemm::Parallelism::Rayon(rayon::current_num_threads().max(1));
+    unsafe {
+        gemm_f32_with(
+            threads,
+            mnk,
+            dst,
+            dst_strides,
+            accumulate,
+            lhs,
+            lhs_strides,
+            rhs,
+            rhs_strides,
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_f32_with(
+    parallelism: gemm::Parallelism,
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     (dst_rs, dst_cs): (usize, usize),
@@ -124,7 +183,7 @@ unsafe fn gemm_f32(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         )
     }
 }
@@ -239,9 +298,140 @@ fn col2im(dcols: &[f32], g: &Geometry, dx: &mut [f32]) {
     }
 }
 
+/// Whether [`forward`], [`weight_grad`] and [`input_grad`] take the [`folded`] path: a plain
+/// 1×1 convolution of a batch of small maps.
+fn folds_batch(g: &Geometry) -> bool {
+    g.identity_im2col() && g.positions() < FOLD_BATCH_BELOW && g.batch > 1
+}
+
+/// Plain 1×1 convolutions on small maps (`H·W` < [`FOLD_BATCH_BELOW`]) as one GEMM over the
+/// whole batch: `Y_f [Cout, B·P] = W · X_f [Cin, B·P]`, with `X_f` the input with batch and
+/// channels swapped ([`fold`]). Per-item GEMMs have only `P` (49 at 7×7) columns, and the
+/// per-item weight gradients `G[b]·X[b]ᵀ` a depth of `P`, so each of the `B` products re-reads
+/// and re-writes all of `dW`; folded, the weight gradient is one GEMM of depth `B·P`. The
+/// folds are single parallel copies into buffers that are not zero-filled (Burn's
+/// `swap_dims` + `reshape` + `matmul` composition of the same product paid a zero-fill and
+/// a re-alignment copy per output, on the calling thread: `docs/performance.md`).
+pub mod folded {
+    use super::*;
+
+    /// `[B, C, P] → [C, B·P]`.
+    pub fn fold(x: &[f32], (b, c, p): (usize, usize, usize)) -> Vec<f32> {
+        let fill = |out: &mut [MaybeUninit<f32>]| {
+            out.par_chunks_mut((b * p).max(1))
+                .enumerate()
+                .for_each(|(ci, row)| {
+                    for (bi, dst) in row.chunks_exact_mut(p.max(1)).enumerate() {
+                        let src = &x[(bi * c + ci) * p..(bi * c + ci + 1) * p];
+                        for (o, v) in dst.iter_mut().zip(src) {
+                            o.write(*v);
+                        }
+                    }
+                })
+        };
+        // SAFETY: each of the C rows of B·P values is written in full.
+        unsafe { vec_written_by(b * c * p, fill) }
+    }
+
+    /// `[C, B·P] → [B, C, P]` (the inverse of [`fold`]).
+    pub fn unfold(xf: &[f32], (b, c, p): (usize, usize, usize)) -> Vec<f32> {
+        let fill = |out: &mut [MaybeUninit<f32>]| {
+            out.par_chunks_mut((c * p).max(1))
+                .enumerate()
+                .for_each(|(bi, item)| {
+                    for (ci, dst) in item.chunks_exact_mut(p.max(1)).enumerate() {
+                        let src = &xf[(ci * b + bi) * p..(ci * b + bi + 1) * p];
+                        for (o, v) in dst.iter_mut().zip(src) {
+                            o.write(*v);
+                        }
+                    }
+                })
+        };
+        // SAFETY: each of the B·C rows of P values is written in full.
+        unsafe { vec_written_by(b * c * p, fill) }
+    }
+
+    /// `dst [m, n] = lhs · rhs` with `gemm`'s threading, `dst` not zero-filled first.
+    ///
+    /// # Safety
+    /// As `gemm_f32`; with `k > 0` (`gemm` then writes all of `dst`).
+    unsafe fn product(
+        (m, n, k): (usize, usize, usize),
+        lhs: (*const f32, (usize, usize)),
+        rhs: (*const f32, (usize, usize)),
+    ) -> Vec<f32> {
+        let fill = |out: &mut [MaybeUninit<f32>]| unsafe {
+            gemm_f32_threaded(
+                (m, n, k),
+                out.as_mut_ptr().cast::<f32>(),
+                (n, 1),
+                false,
+                lhs.0,
+                lhs.1,
+                rhs.0,
+                rhs.1,
+            )
+        };
+        if k == 0 {
+            return vec![0f32; m * n];
+        }
+        // SAFETY: gemm writes the whole [m, n] destination without reading it (k > 0).
+        unsafe { vec_written_by(m * n, fill) }
+    }
+
+    /// [`super::forward`] of a plain 1×1 convolution, folded.
+    pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
+        let (b, p) = (g.batch, g.positions());
+        let xf = fold(x, (b, g.c_in, p));
+        // SAFETY: W [Cout, Cin], X_f [Cin, B·P], row-major.
+        let yf = unsafe {
+            product(
+                (g.c_out, b * p, g.c_in),
+                (weight.as_ptr(), (g.c_in, 1)),
+                (xf.as_ptr(), (b * p, 1)),
+            )
+        };
+        unfold(&yf, (b, g.c_out, p))
+    }
+
+    /// [`super::weight_grad`] of a plain 1×1 convolution: `dW = G_f · X_fᵀ`, one GEMM of depth
+    /// `B·P`.
+    pub fn weight_grad(x: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+        let (b, p) = (g.batch, g.positions());
+        let xf = fold(x, (b, g.c_in, p));
+        let gf = fold(grad, (b, g.c_out, p));
+        // SAFETY: G_f [Cout, B·P]; X_f [Cin, B·P] read transposed as [B·P, Cin].
+        unsafe {
+            product(
+                (g.c_out, g.c_in, b * p),
+                (gf.as_ptr(), (b * p, 1)),
+                (xf.as_ptr(), (1, b * p)),
+            )
+        }
+    }
+
+    /// [`super::input_grad`] of a plain 1×1 convolution: `dX_f = Wᵀ · G_f`, unfolded.
+    pub fn input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+        let (b, p) = (g.batch, g.positions());
+        let gf = fold(grad, (b, g.c_out, p));
+        // SAFETY: W [Cout, Cin] read transposed as [Cin, Cout]; G_f [Cout, B·P].
+        let dxf = unsafe {
+            product(
+                (g.c_in, b * p, g.c_out),
+                (weight.as_ptr(), (1, g.c_in)),
+                (gf.as_ptr(), (b * p, 1)),
+            )
+        };
+        unfold(&dxf, (b, g.c_in, p))
+    }
+}
+
 /// `y = conv2d(x, weight)`: `x` `[B, Cin, H, W]`, `weight` `[Cout, Cin, kh, kw]` →
 /// `[B, Cout, Ho, Wo]`.
 pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
+    if folds_batch(g) {
+        return folded::forward(x, weight, g);
+    }
     let (p, ck) = (g.positions(), g.c_in * g.taps());
     let fill = |out: &mut [MaybeUninit<f32>]| {
         out.par_chunks_mut(g.item_out().max(1))
@@ -283,19 +473,45 @@ pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
 /// `G[b] · colsᵀ` on the NATS conv). Threads take disjoint batch ranges with private
 /// accumulators when `dW` is small, else `weight_grad_by_channels`.
 pub fn weight_grad(x: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+    if folds_batch(g) {
+        return folded::weight_grad(x, grad, g);
+    }
     let ck = g.c_in * g.taps();
     let threads = rayon::current_num_threads().max(1);
     if g.c_out * ck * threads > SMALL_WEIGHT_ELEMS {
         return weight_grad_by_channels(x, grad, g, threads);
     }
-    let dwt = weight_grad_t_by_items(x, grad, g, threads);
-    let mut dw = vec![0f32; g.c_out * ck];
-    for (c, row) in dwt.chunks_exact(g.c_out.max(1)).enumerate() {
-        for (co, v) in row.iter().enumerate() {
-            dw[co * ck + c] = *v;
-        }
+    let partials = weight_grad_t_by_items(x, grad, g, threads);
+    sum_transposed(&partials, ck, g.c_out)
+}
+
+/// `Σ_t parts[t]ᵀ`: the `[Cout, ck]` sum of `[ck, Cout]` partial weight gradients, in parallel
+/// over blocks of output rows and in cache tiles (the serial strided transpose it replaces was
+/// 2–3 ms of main-thread time per step of the HyTra 1/16 rows).
+fn sum_transposed(parts: &[Vec<f32>], ck: usize, c_out: usize) -> Vec<f32> {
+    const ROWS: usize = 16;
+    const TILE: usize = 64;
+    let fill = |dw: &mut [MaybeUninit<f32>]| {
+        dw.par_chunks_mut(ROWS * ck.max(1))
+            .enumerate()
+            .for_each(|(blk, rows)| {
+                for c0 in (0..ck).step_by(TILE) {
+                    let c1 = (c0 + TILE).min(ck);
+                    for (r, row) in rows.chunks_exact_mut(ck).enumerate() {
+                        let co = blk * ROWS + r;
+                        for (c, o) in row[c0..c1].iter_mut().enumerate() {
+                            let at = (c0 + c) * c_out + co;
+                            o.write(parts.iter().map(|p| p[at]).sum());
+                        }
+                    }
+                }
+            })
+    };
+    if parts.is_empty() {
+        return vec![0f32; ck * c_out];
     }
-    dw
+    // SAFETY: every (co, c) of the [Cout, ck] buffer is written once.
+    unsafe { vec_written_by(ck * c_out, fill) }
 }
 
 /// Below this many `dW` elements × threads, [`weight_grad`] gives each thread its own `dW`.
@@ -336,10 +552,11 @@ unsafe fn accumulate_weight_grad_t(
     }
 }
 
-fn weight_grad_t_by_items(x: &[f32], grad: &[f32], g: &Geometry, threads: usize) -> Vec<f32> {
+/// Per-thread partial `dWᵀ` (`[Cin·k², Cout]` each) over disjoint batch ranges.
+fn weight_grad_t_by_items(x: &[f32], grad: &[f32], g: &Geometry, threads: usize) -> Vec<Vec<f32>> {
     let ck = g.c_in * g.taps();
     let parts = threads.clamp(1, g.batch.max(1));
-    let partials: Vec<Vec<f32>> = (0..parts)
+    (0..parts)
         .into_par_iter()
         .map(|t| {
             let mut dwt = vec![0f32; ck * g.c_out];
@@ -358,13 +575,7 @@ fn weight_grad_t_by_items(x: &[f32], grad: &[f32], g: &Geometry, threads: usize)
             };
             dwt
         })
-        .collect();
-    let mut it = partials.into_iter();
-    let mut dwt = it.next().unwrap_or_else(|| vec![0f32; ck * g.c_out]);
-    for part in it {
-        dwt.iter_mut().zip(part).for_each(|(a, b)| *a += b);
-    }
-    dwt
+        .collect()
 }
 
 /// `dW [Cout, Cin·k²] = Σ_b G[b] · cols(X[b])ᵀ`, threads owning disjoint input-channel
@@ -421,6 +632,12 @@ pub fn input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     // weight outweighs the gradient (wide layers on small maps) col2im is cheaper (HyTra
     // 512 → 512 3×3 on 8×7×7: 12 against 19 ms; on the NATS conv, b256 64 → 64 32×32, the
     // flipped forward is 150 against 270 ms).
+    if folds_batch(g) {
+        return folded::input_grad(weight, grad, g);
+    }
+    if g.identity_im2col() {
+        return input_grad_pointwise(weight, grad, g);
+    }
     let weight_heavy = weight.len() > grad.len();
     if g.stride != [1, 1] || weight_heavy || pt >= kh || pl >= kw || !fits(pb, kh) || !fits(pr, kw)
     {
@@ -451,6 +668,39 @@ pub fn input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
         w_out: g.w,
     };
     forward(grad, &flipped, &back)
+}
+
+/// [`input_grad`] of a plain 1×1 convolution: `dX[b] = Wᵀ · G[b]`, one GEMM per item straight
+/// into the (not zero-filled) output, with `W` read transposed through its strides.
+fn input_grad_pointwise(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+    let p = g.positions();
+    let len = g.batch * g.item_in();
+    if len == 0 || g.c_out == 0 {
+        return vec![0f32; len];
+    }
+    let fill = |dx: &mut [MaybeUninit<f32>]| {
+        dx.par_chunks_mut(g.item_in())
+            .enumerate()
+            .for_each(|(b, dxb)| {
+                let gb = &grad[b * g.item_out()..(b + 1) * g.item_out()];
+                // SAFETY: `dxb` is [Cin, P], written without being read; `weight` [Cout, Cin] is
+                // read as [Cin, Cout]; `gb` is [Cout, P].
+                unsafe {
+                    gemm_f32(
+                        (g.c_in, p, g.c_out),
+                        dxb.as_mut_ptr().cast::<f32>(),
+                        (p, 1),
+                        false,
+                        weight.as_ptr(),
+                        (1, g.c_in),
+                        gb.as_ptr(),
+                        (p, 1),
+                    )
+                }
+            })
+    };
+    // SAFETY: one [Cin, P] GEMM output per item chunk covers the buffer.
+    unsafe { vec_written_by(len, fill) }
 }
 
 /// [`input_grad`] as `dcols = Wᵀ · G[b]` followed by col2im (any stride).

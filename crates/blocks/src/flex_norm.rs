@@ -7,6 +7,10 @@
 //! (`docs/perf-profiles/`). These kernels read the `[B, C, S]` layout in place: a per-channel
 //! reduction over the `B` planes of `S` contiguous values, then one fused element-wise pass.
 //!
+//! A ReLU after the norm can be fused in ([`forward`] / [`backward`] with `relu`): the forward
+//! clamps in the same pass, the backward recomputes the mask `γ·(x − mean)·r + β > 0` from the
+//! saved input (no extra state) and masks `dy` inside its reduction and element-wise passes.
+//!
 //! Numerics: plane sums in eight `f32` lanes, totals in `f64`; the variance is the mean of
 //! squared deviations from the mean (two passes, biased — what Burn's `batch_norm_train`
 //! returns and feeds to the running statistics).
@@ -98,16 +102,41 @@ pub fn stats(x: &[f32], l: &Layout) -> (Vec<f32>, Vec<f32>) {
         .unzip()
 }
 
-/// One parallel pass over the planes: `out = scale[c] · (x − mean[c]) + shift[c]`, or with
-/// `dy` given, `out = k_dy[c] · (dy − shift[c]) + scale[c] · (x − mean[c])`. Centring both
-/// terms first keeps the result accurate when the factors are huge (a near-constant channel:
-/// `1/√ε`).
+/// What [`affine_pass`] computes per element, besides `scale[c] · (x − mean[c])`.
+enum Pass<'a> {
+    /// `out = scale · (x − mean) + shift`, clamped at 0 when `relu`.
+    Forward { relu: bool },
+    /// `out = k_dy[c] · (dy' − shift[c]) + scale · (x − mean)`, with `dy' = dy`, or, given the
+    /// forward's `(γ·r, β)` of a fused ReLU, `dy' = dy · [γr·(x − mean) + β > 0]`.
+    Backward {
+        dy: &'a [f32],
+        k_dy: &'a [f32],
+        relu: Option<ReluMask<'a>>,
+    },
+}
+
+/// The per-channel factors `(γ·r, β)` that recompute a fused ReLU's mask
+/// `γr·(x − mean) + β > 0` exactly as the forward clamped (same `f32` operations).
+#[derive(Clone, Copy)]
+struct ReluMask<'a> {
+    scale: &'a [f32],
+    beta: &'a [f32],
+}
+
+impl ReluMask<'_> {
+    #[inline(always)]
+    fn keeps(&self, c: usize, v: f32, m: f32) -> bool {
+        self.scale[c] * (v - m) + self.beta[c] > 0.0
+    }
+}
+
+/// One parallel pass over the planes (see [`Pass`]). Centring both terms first keeps the
+/// result accurate when the factors are huge (a near-constant channel: `1/√ε`).
 fn affine_pass(
     x: &[f32],
-    dy: Option<&[f32]>,
+    pass: Pass<'_>,
     mean: &[f32],
     (scale, shift): (&[f32], &[f32]),
-    k_dy: &[f32],
     l: &Layout,
 ) -> Vec<f32> {
     let s = l.spatial.max(1);
@@ -119,17 +148,33 @@ fn affine_pass(
                 let c = plane % l.channels;
                 let xs = &x[plane * s..plane * s + o.len()];
                 let (a, b, m) = (scale[c], shift[c], mean[c]);
-                match dy {
-                    None => {
+                match &pass {
+                    Pass::Forward { relu: false } => {
                         for (o, &v) in o.iter_mut().zip(xs) {
                             o.write(a * (v - m) + b);
                         }
                     }
-                    Some(dy) => {
+                    Pass::Forward { relu: true } => {
+                        for (o, &v) in o.iter_mut().zip(xs) {
+                            let y = a * (v - m) + b;
+                            o.write(if y > 0.0 { y } else { 0.0 });
+                        }
+                    }
+                    Pass::Backward { dy, k_dy, relu } => {
                         let g = &dy[plane * s..plane * s + o.len()];
                         let k = k_dy[c];
-                        for ((o, &v), &d) in o.iter_mut().zip(xs).zip(g) {
-                            o.write(k * (d - b) + a * (v - m));
+                        match relu {
+                            None => {
+                                for ((o, &v), &d) in o.iter_mut().zip(xs).zip(g) {
+                                    o.write(k * (d - b) + a * (v - m));
+                                }
+                            }
+                            Some(mask) => {
+                                for ((o, &v), &d) in o.iter_mut().zip(xs).zip(g) {
+                                    let d = if mask.keeps(c, v, m) { d } else { 0.0 };
+                                    o.write(k * (d - b) + a * (v - m));
+                                }
+                            }
                         }
                     }
                 }
@@ -140,6 +185,11 @@ fn affine_pass(
     unsafe { vec_written_by(l.len(), fill) }
 }
 
+/// `γ · r` per channel, the forward's scale (also the fused ReLU mask's).
+fn gamma_r(gamma: &[f32], istd: &[f32]) -> Vec<f32> {
+    gamma.iter().zip(istd).map(|(g, i)| g * i).collect()
+}
+
 /// `1 / √(var + ε)` per channel.
 fn inv_std(var: &[f32], epsilon: f64) -> Vec<f32> {
     var.iter()
@@ -147,14 +197,15 @@ fn inv_std(var: &[f32], epsilon: f64) -> Vec<f32> {
         .collect()
 }
 
-/// Training-mode batch norm: `(y, mean, var)` with `y = γ·(x − mean)/√(var + ε) + β`, the
-/// statistics over batch and space per channel.
+/// Training-mode batch norm: `(y, mean, var)` with `y = γ·(x − mean)/√(var + ε) + β` (then
+/// `max(y, 0)` if `relu`), the statistics over batch and space per channel.
 pub fn forward(
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
     epsilon: f64,
     l: &Layout,
+    relu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert!(
         gamma.len() == l.channels && beta.len() == l.channels,
@@ -163,8 +214,8 @@ pub fn forward(
     );
     let (mean, var) = stats(x, l);
     let istd = inv_std(&var, epsilon);
-    let scale: Vec<f32> = gamma.iter().zip(&istd).map(|(g, i)| g * i).collect();
-    let y = affine_pass(x, None, &mean, (&scale, beta), &[], l);
+    let scale = gamma_r(gamma, &istd);
+    let y = affine_pass(x, Pass::Forward { relu }, &mean, (&scale, beta), l);
     (y, mean, var)
 }
 
@@ -173,6 +224,10 @@ pub fn forward(
 ///
 /// `x̂ = (x − mean)·r`, `r = 1/√(var + ε)`, `dβ = Σ dy`, `dγ = Σ dy·x̂`,
 /// `dx = γ·r·(dy − dβ/N − x̂·dγ/N)`.
+///
+/// With `relu_beta` (the forward's `β`, when it ran with `relu`), `dy` is first masked where
+/// the forward clamped.
+#[allow(clippy::too_many_arguments)]
 pub fn backward(
     x: &[f32],
     gamma: &[f32],
@@ -181,18 +236,33 @@ pub fn backward(
     epsilon: f64,
     dy: &[f32],
     l: &Layout,
+    relu_beta: Option<&[f32]>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(dy.len(), l.len(), "batch-norm backward: gradient shape");
     let n = l.per_channel().max(1) as f64;
     let istd = inv_std(var, epsilon);
+    let scale = gamma_r(gamma, &istd);
+    let relu = relu_beta.map(|beta| ReluMask {
+        scale: &scale,
+        beta,
+    });
     let (d_beta, d_gamma): (Vec<f32>, Vec<f32>) = (0..l.channels)
         .into_par_iter()
         .map(|c| {
             let m = mean[c];
             let (mut sum_dy, mut sum_dy_xc) = (0f64, 0f64);
             for (p, g) in l.planes(x, c).zip(l.planes(dy, c)) {
-                sum_dy += lane_sum(g, g, |d, _| d);
-                sum_dy_xc += lane_sum(p, g, |v, d| (v - m) * d);
+                match relu {
+                    None => {
+                        sum_dy += lane_sum(g, g, |d, _| d);
+                        sum_dy_xc += lane_sum(p, g, |v, d| (v - m) * d);
+                    }
+                    Some(mask) => {
+                        let masked = |v: f32, d: f32| if mask.keeps(c, v, m) { d } else { 0.0 };
+                        sum_dy += lane_sum(p, g, masked);
+                        sum_dy_xc += lane_sum(p, g, |v, d| (v - m) * masked(v, d));
+                    }
+                }
             }
             (sum_dy as f32, (sum_dy_xc * istd[c] as f64) as f32)
         })
@@ -209,7 +279,8 @@ pub fn backward(
         a[c] = ac as f32;
         b[c] = (d_beta[c] as f64 / n) as f32;
     }
-    let dx = affine_pass(x, Some(dy), mean, (&a, &b), &k, l);
+    let pass = Pass::Backward { dy, k_dy: &k, relu };
+    let dx = affine_pass(x, pass, mean, (&a, &b), l);
     (dx, d_gamma, d_beta)
 }
 
@@ -228,7 +299,8 @@ mod tests {
             .collect()
     }
 
-    /// The definitions, in `f64`, straight from the formulas.
+    /// The definitions, in `f64`, straight from the formulas (a ReLU after the norm, if `relu`:
+    /// `y = max(ŷ, 0)`, `dy` masked by `ŷ > 0`).
     #[allow(clippy::type_complexity)]
     fn reference(
         x: &[f32],
@@ -237,12 +309,14 @@ mod tests {
         dy: &[f32],
         eps: f64,
         l: &Layout,
+        relu: bool,
     ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
         let (bsz, cn, s) = (l.batch, l.channels, l.spatial);
         let n = (bsz * s) as f64;
         let idx = |b: usize, c: usize, i: usize| (b * cn + c) * s + i;
         let mut y = vec![0f64; x.len()];
         let mut dx = vec![0f64; x.len()];
+        let mut dy: Vec<f64> = dy.iter().map(|&d| d as f64).collect();
         let (mut dg, mut db, mut vars) = (vec![0f64; cn], vec![0f64; cn], vec![0f64; cn]);
         for c in 0..cn {
             let all: Vec<usize> = (0..bsz)
@@ -259,12 +333,16 @@ mod tests {
             for &j in &all {
                 let xh = (x[j] as f64 - mean) * r;
                 y[j] = gamma[c] as f64 * xh + beta[c] as f64;
-                db[c] += dy[j] as f64;
-                dg[c] += dy[j] as f64 * xh;
+                if relu && y[j] <= 0.0 {
+                    y[j] = 0.0;
+                    dy[j] = 0.0;
+                }
+                db[c] += dy[j];
+                dg[c] += dy[j] * xh;
             }
             for &j in &all {
                 let xh = (x[j] as f64 - mean) * r;
-                dx[j] = gamma[c] as f64 * r * (dy[j] as f64 - db[c] / n - xh * dg[c] / n);
+                dx[j] = gamma[c] as f64 * r * (dy[j] - db[c] / n - xh * dg[c] / n);
             }
         }
         (y, vars, dx, dg, db)
@@ -298,15 +376,23 @@ mod tests {
             let gamma = values(channels, 3, 0.5, 1.0);
             let beta = values(channels, 4, 0.5, 0.0);
             let eps = 1e-5;
-            let (y, mean, var) = forward(&x, &gamma, &beta, eps, &l);
-            let (dx, dg, db) = backward(&x, &gamma, &mean, &var, eps, &dy, &l);
-            let (ry, rvar, rdx, rdg, rdb) = reference(&x, &gamma, &beta, &dy, eps, &l);
-            let what = format!("{l:?}");
-            close(&y, &ry, 1e-5, &format!("y {what}"));
-            close(&var, &rvar, 1e-5, &format!("var {what}"));
-            close(&dx, &rdx, 1e-4, &format!("dx {what}"));
-            close(&dg, &rdg, 1e-5, &format!("dgamma {what}"));
-            close(&db, &rdb, 1e-5, &format!("dbeta {what}"));
+            for relu in [false, true] {
+                let (y, mean, var) = forward(&x, &gamma, &beta, eps, &l, relu);
+                let relu_beta = relu.then_some(beta.as_slice());
+                let (dx, dg, db) = backward(&x, &gamma, &mean, &var, eps, &dy, &l, relu_beta);
+                let (ry, rvar, rdx, rdg, rdb) = reference(&x, &gamma, &beta, &dy, eps, &l, relu);
+                if relu && y.len() >= 30 {
+                    // The clamp is active on a good share of the values (β ≈ 0, γ > 0).
+                    let zeros = y.iter().filter(|&&v| v == 0.0).count();
+                    assert!(zeros > 0 && zeros < y.len(), "{l:?}: {zeros} clamped");
+                }
+                let what = format!("{l:?} relu {relu}");
+                close(&y, &ry, 1e-5, &format!("y {what}"));
+                close(&var, &rvar, 1e-5, &format!("var {what}"));
+                close(&dx, &rdx, 1e-4, &format!("dx {what}"));
+                close(&dg, &rdg, 1e-5, &format!("dgamma {what}"));
+                close(&db, &rdb, 1e-5, &format!("dbeta {what}"));
+            }
         }
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! Softmax likewise: Burn's autodiff composes it from max, sub, exp, sum and div and
 //! differentiates each; [`softmax`] keeps the output and computes `dx = y · (dy − Σ dy·y)` in
-//! one pass per row.
+//! one pass per row. [`scaled_softmax`] folds a constant factor into the same node
+//! (`softmax(s·x)`, the attention's `1/√d`), saving a separate scaling op and its backward.
 //!
 //! Other devices and dtypes, and `BOSSNAS_FUSED=off` (the one switch for all fused nodes,
 //! [`crate::fused_norm::enabled`]), use Burn's `silu` / `softmax`.
@@ -99,8 +100,9 @@ pub fn silu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
     unsafe { vec_written_by(x.len(), fill) }
 }
 
-/// Row-wise softmax of `x` viewed as rows of `row` values: `y = e^{x − max} / Σ e^{x − max}`.
-pub fn softmax_forward(x: &[f32], row: usize) -> Vec<f32> {
+/// Row-wise softmax of `s·x`, `x` viewed as rows of `row` values:
+/// `y = e^{s·x − m} / Σ e^{s·x − m}` with `m = max(s·x)`.
+pub fn softmax_forward(x: &[f32], row: usize, scale: f32) -> Vec<f32> {
     let row = row.max(1);
     assert_eq!(
         x.len() % row,
@@ -113,10 +115,10 @@ pub fn softmax_forward(x: &[f32], row: usize) -> Vec<f32> {
             .zip(x.par_chunks(row * rows_per_task))
             .for_each(|(y, x)| {
                 for (y, x) in y.chunks_exact_mut(row).zip(x.chunks_exact(row)) {
-                    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(scale * v));
                     let mut sum = 0f32;
                     for (o, &v) in y.iter_mut().zip(x) {
-                        sum += *o.write(exp_f32(v - max));
+                        sum += *o.write(exp_f32(scale * v - max));
                     }
                     let inv = 1.0 / sum;
                     for o in y.iter_mut() {
@@ -131,9 +133,9 @@ pub fn softmax_forward(x: &[f32], row: usize) -> Vec<f32> {
     unsafe { vec_written_by(x.len(), fill) }
 }
 
-/// Softmax backward from the output `y` and its gradient `dy`, row-wise:
-/// `dx = y · (dy − Σ dy·y)`.
-pub fn softmax_backward(y: &[f32], dy: &[f32], row: usize) -> Vec<f32> {
+/// Backward of [`softmax_forward`] from the output `y` and its gradient `dy`, row-wise:
+/// `dx = s · y · (dy − Σ dy·y)`.
+pub fn softmax_backward(y: &[f32], dy: &[f32], row: usize, scale: f32) -> Vec<f32> {
     assert_eq!(y.len(), dy.len(), "softmax backward: gradient shape");
     let row = row.max(1);
     assert_eq!(
@@ -156,7 +158,7 @@ pub fn softmax_backward(y: &[f32], dy: &[f32], row: usize) -> Vec<f32> {
                 {
                     let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
                     for ((o, &a), &b) in o.iter_mut().zip(y).zip(g) {
-                        o.write(a * (b - dot));
+                        o.write(scale * a * (b - dot));
                     }
                 }
             })
@@ -171,8 +173,8 @@ pub trait FusedActivationBackend: Backend {
     /// `x · sigmoid(x)`.
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// Softmax over the last dimension.
-    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Softmax of `scale · x` over the last dimension.
+    fn fused_softmax_last(x: FloatTensor<Self>, scale: f64) -> FloatTensor<Self>;
 }
 
 impl FusedActivationBackend for Flex {
@@ -180,8 +182,8 @@ impl FusedActivationBackend for Flex {
         Self::silu_forward_kernel(x)
     }
 
-    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::softmax_forward_kernel(x)
+    fn fused_softmax_last(x: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
+        Self::softmax_forward_kernel(x, scale)
     }
 }
 
@@ -203,14 +205,18 @@ pub trait ActivationKernels: Backend {
         generic::silu_backward::<Self>(x, grad)
     }
 
-    /// Softmax over the last dimension.
-    fn softmax_forward_kernel(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        generic::softmax::<Self>(x)
+    /// Softmax of `scale · x` over the last dimension.
+    fn softmax_forward_kernel(x: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
+        generic::softmax::<Self>(x, scale)
     }
 
-    /// `y · (dy − Σ_last dy·y)` from the softmax output `y`.
-    fn softmax_backward_kernel(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        generic::softmax_backward::<Self>(y, grad)
+    /// `scale · y · (dy − Σ_last dy·y)` from the softmax output `y`.
+    fn softmax_backward_kernel(
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        generic::softmax_backward::<Self>(y, grad, scale)
     }
 }
 
@@ -229,15 +235,29 @@ mod generic {
         B::float_mul(grad, B::float_mul(s, inner))
     }
 
-    pub fn softmax<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    pub fn softmax<B: Backend>(x: FloatTensor<B>, scale: f64) -> FloatTensor<B> {
         let dim = last_dim(&x);
+        let x = if scale == 1.0 {
+            x
+        } else {
+            B::float_mul_scalar(x, scale.into())
+        };
         B::softmax(x, dim)
     }
 
-    pub fn softmax_backward<B: Backend>(y: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    pub fn softmax_backward<B: Backend>(
+        y: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        scale: f64,
+    ) -> FloatTensor<B> {
         let dim = last_dim(&y);
         let dot = B::float_sum_dim(B::float_mul(grad.clone(), y.clone()), dim);
-        B::float_mul(y, B::float_sub(grad, dot))
+        let dx = B::float_mul(y, B::float_sub(grad, dot));
+        if scale == 1.0 {
+            dx
+        } else {
+            B::float_mul_scalar(dx, scale.into())
+        }
     }
 }
 
@@ -261,19 +281,24 @@ impl ActivationKernels for Flex {
         }
     }
 
-    fn softmax_forward_kernel(x: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn softmax_forward_kernel(x: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
         match contiguous_f32(&x) {
-            Some(xc) => flex_like(softmax_forward(values(&xc), row_len(&x)), &x),
-            None => generic::softmax::<Self>(x),
+            Some(xc) => flex_like(softmax_forward(values(&xc), row_len(&x), scale as f32), &x),
+            None => generic::softmax::<Self>(x, scale),
         }
     }
 
-    fn softmax_backward_kernel(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn softmax_backward_kernel(
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
         match (contiguous_f32(&y), contiguous_f32(&grad)) {
-            (Some(yc), Some(gc)) => {
-                flex_like(softmax_backward(values(&yc), values(&gc), row_len(&y)), &y)
-            }
-            _ => generic::softmax_backward::<Self>(y, grad),
+            (Some(yc), Some(gc)) => flex_like(
+                softmax_backward(values(&yc), values(&gc), row_len(&y), scale as f32),
+                &y,
+            ),
+            _ => generic::softmax_backward::<Self>(y, grad, scale),
         }
     }
 }
@@ -299,8 +324,11 @@ impl<B: ActivationKernels> Backward<B, 1> for SiluNode {
     }
 }
 
+/// The node of a softmax of `scale · x`.
 #[derive(Debug)]
-struct SoftmaxNode;
+struct SoftmaxNode {
+    scale: f64,
+}
 
 impl<B: ActivationKernels> Backward<B, 1> for SoftmaxNode {
     // The output, kept as computed (the backward needs nothing else).
@@ -315,7 +343,8 @@ impl<B: ActivationKernels> Backward<B, 1> for SoftmaxNode {
         let [node_x] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::softmax_backward_kernel(ops.state, grad));
+            let dx = B::softmax_backward_kernel(ops.state, grad, self.scale);
+            grads.register::<B>(node.id, dx);
         }
     }
 }
@@ -334,17 +363,19 @@ impl<B: ActivationKernels, C: CheckpointStrategy> FusedActivationBackend for Aut
     }
 
     #[inline(never)]
-    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match SoftmaxNode
+    fn fused_softmax_last(x: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
+        match (SoftmaxNode { scale })
             .prepare::<C>([x.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let y = B::softmax_forward_kernel(x.into_primitive());
+                let y = B::softmax_forward_kernel(x.into_primitive(), scale);
                 prep.finish(y.clone(), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::softmax_forward_kernel(x.into_primitive())),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::softmax_forward_kernel(x.into_primitive(), scale))
+            }
         }
     }
 }
@@ -370,11 +401,25 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// # Shapes
 /// - input and output: any shape
 pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
+    scaled_softmax(x, dim, 1.0)
+}
+
+/// `softmax(scale · x)` over dimension `dim`: on burn-flex over the last dimension one fused
+/// node (no separate scaling op, forward or backward), otherwise Burn's `softmax` of
+/// `x.mul_scalar(scale)`.
+///
+/// # Shapes
+/// - input and output: any shape
+pub fn scaled_softmax<const D: usize>(x: Tensor<D>, dim: usize, scale: f64) -> Tensor<D> {
     if dim + 1 != D || !crate::fused_norm::enabled() || !is_flex(&x.device()) {
+        let x = if scale == 1.0 { x } else { x.mul_scalar(scale) };
         return burn::tensor::activation::softmax(x, dim);
     }
     Tensor::from_dispatch(
-        <burn::backend::Dispatch as FusedActivationBackend>::fused_softmax_last(x.into_dispatch()),
+        <burn::backend::Dispatch as FusedActivationBackend>::fused_softmax_last(
+            x.into_dispatch(),
+            scale,
+        ),
     )
 }
 
@@ -465,26 +510,32 @@ mod tests {
             1,
         );
         let g = Tensor::<3>::random(x0.dims(), Distribution::Normal(0.0, 1.0), &d).detach();
-        let run = |fused: bool| {
-            let x = x0.clone().detach().require_grad();
-            let y = if fused {
-                softmax(x.clone(), 2)
-            } else {
-                burn::tensor::activation::softmax(x.clone(), 2)
+        // Scale 1, the attention's 1/√64, and a negative one (the row max is then of −x).
+        for s in [1.0, 0.125, -0.7] {
+            let run = |fused: bool| {
+                let x = x0.clone().detach().require_grad();
+                let y = if fused {
+                    scaled_softmax(x.clone(), 2, s)
+                } else {
+                    burn::tensor::activation::softmax(x.clone().mul_scalar(s), 2)
+                };
+                let grads = (y.clone() * g.clone()).sum().backward();
+                let n = 3 * 7 * 37;
+                (
+                    to_vec(y.detach().inner().reshape([n])),
+                    to_vec(x.grad(&grads).unwrap().reshape([n])),
+                )
             };
-            let grads = (y.clone() * g.clone()).sum().backward();
-            let n = 3 * 7 * 37;
-            (
-                to_vec(y.detach().inner().reshape([n])),
-                to_vec(x.grad(&grads).unwrap().reshape([n])),
-            )
-        };
-        let (y1, dx1) = run(true);
-        let (y2, dx2) = run(false);
-        for (what, a, b) in [("y", &y1, &y2), ("dx", &dx1, &dx2)] {
-            let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-            for (i, (p, q)) in a.iter().zip(b.iter()).enumerate() {
-                assert!((p - q).abs() <= 1e-5 * scale, "{what}[{i}]: {p} vs {q}");
+            let (y1, dx1) = run(true);
+            let (y2, dx2) = run(false);
+            for (what, a, b) in [("y", &y1, &y2), ("dx", &dx1, &dx2)] {
+                let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                for (i, (p, q)) in a.iter().zip(b.iter()).enumerate() {
+                    assert!(
+                        (p - q).abs() <= 1e-5 * scale,
+                        "{what}[{i}] (s {s}): {p} vs {q}"
+                    );
+                }
             }
         }
         // Other dims go to Burn's softmax.

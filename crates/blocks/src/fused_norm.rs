@@ -12,6 +12,10 @@
 //! exactly `BatchNorm::forward`. On burn-flex, strided inputs are made contiguous first and
 //! non-`f32` tensors go through Burn's own `batch_norm_train` inside the node.
 //!
+//! [`batch_norm_relu`] is `relu(batch_norm(bn, x))` with the ReLU inside the same node (one
+//! pass forward, the mask recomputed inside the backward's passes): the BN → ReLU pairs of
+//! the HyTra ops and the heads.
+//!
 //! The EMA target network of ensemble bootstrapping (`valid().train().no_grad()`: BN in
 //! training mode, parameters untracked) takes the untracked branch of the node: batch
 //! statistics, running-stat update, no graph.
@@ -38,12 +42,14 @@ pub type BatchNormOutput<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
 /// The custom operation: training-mode batch norm over dim 1, differentiated as one node.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedBatchNormBackend: Backend {
-    /// `batch_norm_train(x, gamma, beta, epsilon)` as `(output, mean, variance)`.
+    /// `batch_norm_train(x, gamma, beta, epsilon)` as `(output, mean, variance)`, the output
+    /// passed through a ReLU if `relu`.
     fn fused_batch_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
@@ -53,25 +59,29 @@ impl FusedBatchNormBackend for Flex {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> BatchNormOutput<Self> {
-        Self::bn_forward(x, gamma, beta, epsilon)
+        Self::bn_forward(x, gamma, beta, epsilon, relu)
     }
 }
 
 /// The two kernels behind the batch-norm autodiff node. Defaults: Burn's own
 /// `batch_norm_train` and its backward (any backend); `Flex` overrides them with [`flex_norm`].
 pub trait BatchNormKernels: Backend {
-    /// Training-mode forward.
+    /// Training-mode forward (then a ReLU if `relu`).
     fn bn_forward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> BatchNormOutput<Self> {
-        burn_forward::<Self>(x, gamma, beta, epsilon)
+        burn_forward::<Self>(x, gamma, beta, epsilon, relu)
     }
 
-    /// `(dx, dgamma, dbeta)` given the output gradient and the forward's statistics.
+    /// `(dx, dgamma, dbeta)` given the output gradient and the forward's statistics;
+    /// `relu_beta` is the forward's `beta` when it ran with `relu`.
+    #[allow(clippy::too_many_arguments)]
     fn bn_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -79,23 +89,27 @@ pub trait BatchNormKernels: Backend {
         variance: FloatTensor<Self>,
         epsilon: f64,
         grad: FloatTensor<Self>,
+        relu_beta: Option<FloatTensor<Self>>,
     ) -> BatchNormOutput<Self> {
-        burn_backward::<Self>(x, gamma, mean, variance, epsilon, grad)
+        burn_backward::<Self>(x, gamma, mean, variance, epsilon, grad, relu_beta)
     }
 }
 
-/// Burn's own training-mode batch norm (the generic kernels).
+/// Burn's own training-mode batch norm (the generic kernels), then Burn's ReLU if `relu`.
 fn burn_forward<B: Backend>(
     x: FloatTensor<B>,
     gamma: FloatTensor<B>,
     beta: FloatTensor<B>,
     epsilon: f64,
+    relu: bool,
 ) -> BatchNormOutput<B> {
     let r = B::batch_norm_train(x, gamma, beta, epsilon);
-    (r.output, r.mean, r.variance)
+    let y = if relu { B::relu(r.output) } else { r.output };
+    (y, r.mean, r.variance)
 }
 
-/// Burn's own batch-norm backward (the generic kernels).
+/// Burn's own batch-norm backward (the generic kernels), after the ReLU's backward when the
+/// forward had one (its output recomputed from `x`: the mask is all it needs).
 fn burn_backward<B: Backend>(
     x: FloatTensor<B>,
     gamma: FloatTensor<B>,
@@ -103,7 +117,15 @@ fn burn_backward<B: Backend>(
     variance: FloatTensor<B>,
     epsilon: f64,
     grad: FloatTensor<B>,
+    relu_beta: Option<FloatTensor<B>>,
 ) -> BatchNormOutput<B> {
+    let grad = match relu_beta {
+        Some(beta) => {
+            let (y, _, _) = burn_forward::<B>(x.clone(), gamma.clone(), beta, epsilon, true);
+            B::relu_backward(y, grad)
+        }
+        None => grad,
+    };
     let r = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, grad);
     (r.x_grad, r.gamma_grad, r.beta_grad)
 }
@@ -124,6 +146,7 @@ impl BatchNormKernels for Flex {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> BatchNormOutput<Self> {
         match (
             contiguous_f32(&x),
@@ -134,7 +157,7 @@ impl BatchNormKernels for Flex {
                 let shape = x.shape();
                 let l = layout(&shape);
                 let (y, mean, var) =
-                    flex_norm::forward(values(&xc), values(&g), values(&b), epsilon, &l);
+                    flex_norm::forward(values(&xc), values(&g), values(&b), epsilon, &l, relu);
                 let per_channel = Shape::new([l.channels]);
                 (
                     flex_tensor(y, shape),
@@ -142,7 +165,7 @@ impl BatchNormKernels for Flex {
                     flex_tensor(var, per_channel),
                 )
             }
-            _ => burn_forward::<Self>(x, gamma, beta, epsilon),
+            _ => burn_forward::<Self>(x, gamma, beta, epsilon, relu),
         }
     }
 
@@ -153,7 +176,10 @@ impl BatchNormKernels for Flex {
         variance: FloatTensor<Self>,
         epsilon: f64,
         grad: FloatTensor<Self>,
+        relu_beta: Option<FloatTensor<Self>>,
     ) -> BatchNormOutput<Self> {
+        // `Some(None)`: a fused ReLU whose beta is not f32 (then Burn's kernels).
+        let beta = relu_beta.as_ref().map(contiguous_f32);
         match (
             contiguous_f32(&x),
             contiguous_f32(&gamma),
@@ -161,9 +187,10 @@ impl BatchNormKernels for Flex {
             contiguous_f32(&variance),
             contiguous_f32(&grad),
         ) {
-            (Some(xc), Some(g), Some(m), Some(v), Some(dy)) => {
+            (Some(xc), Some(g), Some(m), Some(v), Some(dy)) if !matches!(beta, Some(None)) => {
                 let shape = x.shape();
                 let l = layout(&shape);
+                let beta = beta.flatten();
                 let (dx, dg, db) = flex_norm::backward(
                     values(&xc),
                     values(&g),
@@ -172,6 +199,7 @@ impl BatchNormKernels for Flex {
                     epsilon,
                     values(&dy),
                     &l,
+                    beta.as_ref().map(values),
                 );
                 let per_channel = Shape::new([l.channels]);
                 (
@@ -180,17 +208,22 @@ impl BatchNormKernels for Flex {
                     flex_tensor(db, per_channel),
                 )
             }
-            _ => burn_backward::<Self>(x, gamma, mean, variance, epsilon, grad),
+            _ => burn_backward::<Self>(x, gamma, mean, variance, epsilon, grad, relu_beta),
         }
     }
 }
 
+/// The node of a training-mode batch norm, followed by a ReLU if `relu`.
 #[derive(Debug)]
-struct BatchNormNode;
+struct BatchNormNode {
+    relu: bool,
+}
 
 impl<B: BatchNormKernels> Backward<B, 3> for BatchNormNode {
-    // Input and gamma are checkpointed; the statistics are kept as the forward computed them.
+    // Input, gamma and beta are checkpointed; the statistics are kept as the forward computed
+    // them.
     type State = (
+        NodeId,
         NodeId,
         NodeId,
         B::FloatTensorPrimitive,
@@ -206,10 +239,13 @@ impl<B: BatchNormKernels> Backward<B, 3> for BatchNormNode {
     ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x_state, gamma_state, mean, variance, epsilon) = ops.state;
+        let (x_state, gamma_state, beta_state, mean, variance, epsilon) = ops.state;
         let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
         let gamma = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(gamma_state);
-        let (dx, dgamma, dbeta) = B::bn_backward(x, gamma, mean, variance, epsilon, grad);
+        let beta = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(beta_state);
+        let relu_beta = self.relu.then_some(beta);
+        let (dx, dgamma, dbeta) =
+            B::bn_backward(x, gamma, mean, variance, epsilon, grad, relu_beta);
         if let Some(node) = node_x {
             grads.register::<B>(node.id, dx);
         }
@@ -230,10 +266,11 @@ impl<B: BatchNormKernels, C: CheckpointStrategy> FusedBatchNormBackend for Autod
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> BatchNormOutput<Self> {
         // The statistics leave the node as constants (they feed only the running averages).
         let constant = FloatTensor::<Self>::new;
-        match BatchNormNode
+        match (BatchNormNode { relu })
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
             .compute_bound()
             .stateful()
@@ -241,17 +278,23 @@ impl<B: BatchNormKernels, C: CheckpointStrategy> FusedBatchNormBackend for Autod
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let gamma_state = prep.checkpoint(&gamma);
+                let beta_state = prep.checkpoint(&beta);
                 let (y, mean, var) = B::bn_forward(
                     x.into_primitive(),
                     gamma.into_primitive(),
                     beta.into_primitive(),
                     epsilon,
+                    relu,
                 );
-                let y = prep.finish(
-                    (x_state, gamma_state, mean.clone(), var.clone(), epsilon),
-                    y,
+                let state = (
+                    x_state,
+                    gamma_state,
+                    beta_state,
+                    mean.clone(),
+                    var.clone(),
+                    epsilon,
                 );
-                (y, constant(mean), constant(var))
+                (prep.finish(state, y), constant(mean), constant(var))
             }
             OpsKind::UnTracked(prep) => {
                 let (y, mean, var) = B::bn_forward(
@@ -259,6 +302,7 @@ impl<B: BatchNormKernels, C: CheckpointStrategy> FusedBatchNormBackend for Autod
                     gamma.into_primitive(),
                     beta.into_primitive(),
                     epsilon,
+                    relu,
                 );
                 (prep.finish(y), constant(mean), constant(var))
             }
@@ -284,18 +328,36 @@ pub fn enabled() -> bool {
 /// # Shapes
 /// - input and output: `[batch, channels, ...]` with `channels = bn.gamma` length
 pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    norm(bn, x, false)
+}
+
+/// `relu(bn.forward(x))`, on burn-flex in training mode as one fused node (module docs).
+///
+/// # Shapes
+/// - input and output: `[batch, channels, ...]` with `channels = bn.gamma` length
+pub fn batch_norm_relu<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    norm(bn, x, true)
+}
+
+fn norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
     let device = x.device();
     let training = device.is_autodiff() && bn.training.is_enabled();
     let [channels] = bn.gamma.dims();
     if !training || !enabled() || !is_flex(&device) || D < 2 || x.dims()[1] != channels {
         // Burn's module: inference path, other devices, and its own shape errors.
-        return bn.forward(x);
+        let y = bn.forward(x);
+        return if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        };
     }
     let (y, mean, var) = <burn::backend::Dispatch as FusedBatchNormBackend>::fused_batch_norm_train(
         x.into_dispatch(),
         bn.gamma.val().into_dispatch(),
         bn.beta.val().into_dispatch(),
         bn.epsilon,
+        relu,
     );
     let (mean, var) = (
         Tensor::<1>::from_dispatch(mean),
@@ -326,6 +388,14 @@ mod tests {
     use burn::nn::BatchNormConfig;
     use burn::tensor::{Device, Distribution};
 
+    fn activate<const D: usize>(y: Tensor<D>, relu: bool) -> Tensor<D> {
+        if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        }
+    }
+
     fn max_rel(a: Tensor<1>, b: Tensor<1>) -> f32 {
         let a = a.into_data().try_to_vec::<f32>().unwrap();
         let b = b.into_data().try_to_vec::<f32>().unwrap();
@@ -337,12 +407,17 @@ mod tests {
     }
 
     /// Output, input/gamma/beta gradients and running statistics equal Burn's `BatchNorm`
-    /// (rel. 1e-4), over two steps (the running-stat update compounds), ranks 2 and 4.
+    /// (rel. 1e-4), over two steps (the running-stat update compounds), ranks 2 and 4; with
+    /// the fused ReLU, equal to Burn's `relu(BatchNorm)`.
     #[test]
     fn matches_burn_batch_norm() {
         let d = Device::flex().autodiff();
         assert!(is_flex(&d));
-        for dims in [vec![4usize, 3, 5, 7], vec![6, 5], vec![2, 8, 3, 1]] {
+        let cases = [vec![4usize, 3, 5, 7], vec![6, 5], vec![2, 8, 3, 1]];
+        for (dims, relu) in cases
+            .iter()
+            .flat_map(|c| [(c.clone(), false), (c.clone(), true)])
+        {
             let c = dims[1];
             let gamma = Tensor::<1>::random([c], Distribution::Normal(1.0, 0.3), &d);
             let beta = Tensor::<1>::random([c], Distribution::Normal(0.0, 0.3), &d);
@@ -363,20 +438,20 @@ mod tests {
                     let xs = match dims.len() {
                         2 => {
                             let x2: Tensor<2> = xi.clone().reshape([dims[0], dims[1]]);
-                            let y = if fused {
-                                batch_norm(bn, x2)
-                            } else {
-                                bn.forward(x2)
+                            let y = match (fused, relu) {
+                                (true, false) => batch_norm(bn, x2),
+                                (true, true) => batch_norm_relu(bn, x2),
+                                (false, r) => activate(bn.forward(x2), r),
                             };
                             y.reshape([n])
                         }
                         _ => {
                             let x4: Tensor<4> =
                                 xi.clone().reshape([dims[0], dims[1], dims[2], dims[3]]);
-                            let y = if fused {
-                                batch_norm(bn, x4)
-                            } else {
-                                bn.forward(x4)
+                            let y = match (fused, relu) {
+                                (true, false) => batch_norm(bn, x4),
+                                (true, true) => batch_norm_relu(bn, x4),
+                                (false, r) => activate(bn.forward(x4), r),
                             };
                             y.reshape([n])
                         }
@@ -391,7 +466,7 @@ mod tests {
                 };
                 let a = run(&ours, true);
                 let b = run(&burns, false);
-                let tag = format!("{dims:?} step {step}");
+                let tag = format!("{dims:?} relu {relu} step {step}");
                 assert!(max_rel(a.0, b.0) < 1e-4, "output {tag}");
                 assert!(
                     max_rel(a.1.reshape([n]), b.1.reshape([n])) < 1e-4,

@@ -3,7 +3,7 @@
 //! units, the timm-style squeeze-excitation gate and stochastic depth.
 
 use crate::fused_act::silu;
-use crate::fused_norm::batch_norm;
+use crate::fused_norm::{batch_norm, batch_norm_relu};
 use burn::config::Config;
 use burn::module::{Flag, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -131,10 +131,11 @@ impl ConvBnActConfig {
 impl ConvBnAct {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = batch_norm(&self.bn, crate::fast_conv::forward(&self.conv, x));
+        let y = crate::fast_conv::forward(&self.conv, x);
         match self.act {
-            Some(a) => a.apply(y),
-            None => y,
+            Some(Act::Relu) => batch_norm_relu(&self.bn, y),
+            Some(a) => a.apply(batch_norm(&self.bn, y)),
+            None => batch_norm(&self.bn, y),
         }
     }
 }

@@ -27,7 +27,7 @@
 //! it defaults to `false` (xautodl) for fixed-width networks and to `true` (BossNAS) for the
 //! slimmable supernet cells.
 
-use crate::fused_norm::batch_norm;
+use crate::fused_norm::{batch_norm, batch_norm_relu};
 use burn::config::Config;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -355,7 +355,7 @@ impl NatsNet {
 
     /// Logits. See the type-level `# Shapes`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = relu(batch_norm(&self.head_bn, self.features(images)));
+        let x = batch_norm_relu(&self.head_bn, self.features(images));
         let [b, c, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([b, c]);
         self.classifier.forward(pooled)

@@ -2,7 +2,7 @@
 //! multi-head self-attention, with separate stride-1/stride-2 entries sharing the attention
 //! `net`.
 
-use crate::fused_norm::batch_norm;
+use crate::fused_norm::{batch_norm, batch_norm_relu};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -94,8 +94,7 @@ impl ResAtt {
     /// If `stride == 2` and the op has no stride-2 entry, or `stride ∉ {1, 2}`.
     pub fn forward(&self, x: Tensor<4>, stride: usize) -> Tensor<4> {
         let (h, residual) = self.entry_for(stride).forward(x);
-        let h = self.mhsa.forward(relu(h));
-        let h = relu(batch_norm(&self.bn_att, h));
+        let h = batch_norm_relu(&self.bn_att, self.mhsa.forward(h));
         let h = batch_norm(&self.bn_out, crate::fast_conv::forward(&self.conv_out, h));
         relu(h + residual)
     }

@@ -4,7 +4,7 @@
 //! stride 2: `conv1/peg/bn1/downsample` resp. `conv1_d/peg_d/bn1_d/downsample_d` of the
 //! official ResConv, `proj/shortcut` resp. `proj_d/shortcut_d` of the official ResAtt).
 
-use crate::fused_norm::batch_norm;
+use crate::fused_norm::batch_norm_relu;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
@@ -17,7 +17,7 @@ use crate::peg::{Peg, PegConfig};
 ///
 /// # Shapes
 /// - input: `[batch, c_in, H, W]`
-/// - output: `([batch, mid, H/s, W/s], [batch, out, H/s, W/s])` — the branch input and the
+/// - output: `([batch, mid, H/s, W/s], [batch, out, H/s, W/s])` — the activated branch input and the
 ///   shortcut
 #[derive(Module, Debug)]
 pub struct SearchEntry {
@@ -56,13 +56,14 @@ impl SearchEntry {
         }
     }
 
-    /// Returns `(bn(peg(conv(x))), shortcut(x))`.
+    /// Returns `(relu(bn(peg(conv(x)))), shortcut(x))`: the branch with the ReLU both ops apply
+    /// next (fused into the batch-norm node), and the shortcut.
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let residual = match &self.shortcut {
             Some(s) => s.forward(x.clone()),
             None => x.clone(),
         };
-        let h = batch_norm(
+        let h = batch_norm_relu(
             &self.bn,
             self.peg.forward(crate::fast_conv::forward(&self.conv, x)),
         );

@@ -10,11 +10,10 @@
 //! Initialisation: projector linears kaiming-normal (fan_in, ReLU gain √2), predictor linears
 //! N(0, 0.01²); all linear biases 0; BN γ = 1, β = 0.
 
-use bossnas_blocks::fused_norm::batch_norm;
+use bossnas_blocks::fused_norm::batch_norm_relu;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 /// A two-layer MLP `Linear → BN1d → ReLU → Linear`, shared by projector and predictor.
@@ -59,7 +58,7 @@ impl Mlp {
     /// - output: `[batch, out]`
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         self.fc1
-            .forward(relu(batch_norm(&self.bn0, self.fc0.forward(x))))
+            .forward(batch_norm_relu(&self.bn0, self.fc0.forward(x)))
     }
 }
 
