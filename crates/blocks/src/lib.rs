@@ -7,8 +7,8 @@
 //! - Device selection: [`device`] (`--device flex|wgpu|cuda`).
 //! - CPU speed on burn-flex (issue 7, `docs/performance.md`): [`fast_conv`] routes convs,
 //!   [`dense_conv`] / [`flex_conv`] are the conv node and its kernels, [`fused_norm`] /
-//!   [`flex_norm`] the training-mode batch norm, [`fused_act`] SiLU and softmax; every other
-//!   device uses Burn's own ops.
+//!   [`flex_norm`] the training-mode batch norm (and BN + ReLU), [`fused_act`] SiLU and softmax,
+//!   [`fused_residual`] the residual `relu(a + b)`; every other device uses Burn's own ops.
 
 // HyTra ops (search-time and retraining versions).
 pub mod attention;
@@ -21,6 +21,7 @@ pub mod flex_conv;
 pub mod flex_norm;
 pub mod fused_act;
 pub mod fused_norm;
+pub mod fused_residual;
 pub mod hytra_layers;
 pub mod peg;
 pub mod res_att;

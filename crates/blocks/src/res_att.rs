@@ -3,11 +3,11 @@
 //! `net`.
 
 use crate::fused_norm::{batch_norm, batch_norm_relu};
+use crate::fused_residual::add_relu;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::attention::{AttentionOrientation, Mhsa, MhsaConfig};
@@ -96,7 +96,7 @@ impl ResAtt {
         let (h, residual) = self.entry_for(stride).forward(x);
         let h = batch_norm_relu(&self.bn_att, self.mhsa.forward(h));
         let h = batch_norm(&self.bn_out, crate::fast_conv::forward(&self.conv_out, h));
-        relu(h + residual)
+        add_relu(h, residual)
     }
 
     /// The entry used at `stride`.

@@ -2,11 +2,11 @@
 //! PEG, with separate stride-1 and stride-2 entries sharing the rest of the block.
 
 use crate::fused_norm::{batch_norm, batch_norm_relu};
+use crate::fused_residual::add_relu;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::hytra_layers::{bn_zero_gamma, conv, param_count};
@@ -84,7 +84,7 @@ impl ResConv {
         let (h, residual) = self.entry_for(stride).forward(x);
         let h = batch_norm_relu(&self.bn2, crate::fast_conv::forward(&self.conv2, h));
         let h = batch_norm(&self.bn3, crate::fast_conv::forward(&self.conv3, h));
-        relu(h + residual)
+        add_relu(h, residual)
     }
 
     /// The entry used at `stride`.
