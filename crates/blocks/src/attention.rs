@@ -94,17 +94,39 @@ impl Mhsa {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, _, h, w] = x.dims();
         let (heads, d, n) = (self.heads, self.dim_head, h * w);
-        let qkv = crate::fast_conv::forward(&self.to_qkv, x).reshape([b, 3 * heads, d, n]);
-        let q = qkv.clone().narrow(1, 0, heads);
-        let k = qkv.clone().narrow(1, heads, heads);
-        let v = qkv.narrow(1, 2 * heads, heads);
-        // [b, heads, N_q, N_k]; the 1/√d of the queries is applied to the logits, inside the
-        // softmax node (same product; scaling the strided query view cost a slow copy on flex).
-        let attn = scaled_softmax(q.swap_dims(2, 3).matmul(k), 3, (d as f64).powf(-0.5));
-        let out = match self.orientation {
-            AttentionOrientation::Standard => v.matmul(attn.swap_dims(2, 3)),
-            AttentionOrientation::SearchCode => v.matmul(attn),
+        let qkv = crate::fast_conv::forward(&self.to_qkv, x).reshape([b, 3 * heads * d, n]);
+        let scale = (d as f64).powf(-0.5);
+        let out = if crate::fused_attention::applies(&qkv) {
+            crate::fused_attention::attention(qkv, heads, scale, self.orientation)
+        } else {
+            composed_attention(qkv, heads, scale, self.orientation)
         };
         out.reshape([b, heads * d, h, w])
     }
+}
+
+/// [`crate::fused_attention::attention`] composed from Burn ops (any device and dtype).
+///
+/// # Shapes
+/// - `qkv`: `[batch, 3·heads·dim_head, tokens]`; output: `[batch, heads·dim_head, tokens]`
+pub fn composed_attention(
+    qkv: Tensor<3>,
+    heads: usize,
+    scale: f64,
+    orientation: AttentionOrientation,
+) -> Tensor<3> {
+    let [b, c, n] = qkv.dims();
+    let d = c / (3 * heads);
+    let qkv = qkv.reshape([b, 3 * heads, d, n]);
+    let q = qkv.clone().narrow(1, 0, heads);
+    let k = qkv.clone().narrow(1, heads, heads);
+    let v = qkv.narrow(1, 2 * heads, heads);
+    // [b, heads, N_q, N_k]; the 1/√d of the queries is applied to the logits, inside the
+    // softmax node (same product; scaling the strided query view cost a slow copy on flex).
+    let attn = scaled_softmax(q.swap_dims(2, 3).matmul(k), 3, scale);
+    let out = match orientation {
+        AttentionOrientation::Standard => v.matmul(attn.swap_dims(2, 3)),
+        AttentionOrientation::SearchCode => v.matmul(attn),
+    };
+    out.reshape([b, heads * d, n])
 }

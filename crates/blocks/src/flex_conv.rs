@@ -78,13 +78,13 @@ impl Geometry {
 
 /// A pointer that may cross threads: each thread writes a disjoint part of the buffer.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub(crate) struct SharedMut(pub(crate) *mut f32);
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
     /// The pointer (a method, so closures capture the `Send` wrapper, not the raw field).
-    fn ptr(self) -> *mut f32 {
+    pub(crate) fn ptr(self) -> *mut f32 {
         self.0
     }
 }
@@ -95,7 +95,7 @@ impl SharedMut {
 /// # Safety
 /// The pointers must cover the strided `m×n`, `m×k` and `k×n` ranges.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_f32(
+pub(crate) unsafe fn gemm_f32(
     mnk: (usize, usize, usize),
     dst: *mut f32,
     dst_strides: (usize, usize),

@@ -8,7 +8,7 @@
 //! - CPU speed on burn-flex (issue 7, `docs/performance.md`): [`fast_conv`] routes convs,
 //!   [`dense_conv`] / [`flex_conv`] are the conv node and its kernels, [`fused_norm`] /
 //!   [`flex_norm`] the training-mode batch norm (and BN + ReLU), [`fused_act`] SiLU and softmax,
-//!   [`fused_residual`] the residual `relu(a + b)`; every other device uses Burn's own ops.
+//!   [`fused_attention`] the attention core, [`fused_residual`] the residual `relu(a + b)`; every other device uses Burn's own ops.
 
 // HyTra ops (search-time and retraining versions).
 pub mod attention;
@@ -20,6 +20,7 @@ mod flex_buffers;
 pub mod flex_conv;
 pub mod flex_norm;
 pub mod fused_act;
+pub mod fused_attention;
 pub mod fused_norm;
 pub mod fused_residual;
 pub mod hytra_layers;
