@@ -634,17 +634,21 @@ mod tests {
         use burn::backend::{Dispatch, DispatchTensor};
         crate::cpu_alloc::keep_freed_memory();
         let d = Device::flex().autodiff();
-        let shapes: [([usize; 4], [usize; 4], usize); 3] = [
+        let shapes: [([usize; 4], [usize; 4], usize); 6] = [
             ([256, 64, 32, 32], [64, 64, 3, 3], 1), // NATS cell at batch 256
             ([32, 64, 32, 32], [64, 64, 3, 3], 1),  // NATS cell at batch 32
             ([8, 512, 28, 28], [1024, 512, 3, 3], 2), // HyTra stride-2 shortcut at 1/16
+            ([8, 1024, 14, 14], [256, 1024, 1, 1], 1), // ResConv 1/16 conv1
+            ([8, 256, 14, 14], [256, 256, 3, 3], 1), // ResConv 1/16 conv2
+            ([8, 256, 14, 14], [1024, 256, 1, 1], 1), // ResConv 1/16 conv3
         ];
         let median = |mut v: Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
         for (xd, wd, s) in shapes {
-            let o = ConvOptions::new([s, s], [1, 1], [1, 1], 1);
+            let pad = wd[2] / 2;
+            let o = ConvOptions::new([s, s], [pad, pad], [1, 1], 1);
             let x0 = rand(xd, &d);
             let w0 = rand(wd, &d);
             let mut res = Vec::new();

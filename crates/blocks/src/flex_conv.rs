@@ -201,7 +201,7 @@ fn cols_of<'a>(
         let p = g.positions();
         &x[c0 * p..c1 * p]
     } else {
-        im2col(x, g, (c0, c1), buf);
+        im2col(x, g, (c0, c1), buf, g.positions());
         &buf[..(c1 - c0) * g.taps() * g.positions()]
     }
 }
@@ -216,8 +216,9 @@ fn cols_buffer(g: &Geometry, channels: usize) -> Vec<f32> {
 }
 
 /// im2col of input channels `c0..c1` of one item `x` (`[Cin, H, W]`) into `cols`
-/// (`[(c1 − c0)·k², P]`, every element written).
-fn im2col(x: &[f32], g: &Geometry, (c0, c1): (usize, usize), cols: &mut [f32]) {
+/// (`[(c1 − c0)·k², P]` with rows `row_stride` apart, every element of the `P` columns
+/// written).
+fn im2col(x: &[f32], g: &Geometry, (c0, c1): (usize, usize), cols: &mut [f32], row_stride: usize) {
     let (p, kk) = (g.positions(), g.taps());
     let [sh, sw] = g.stride;
     let [pt, pl] = g.pad_top_left;
@@ -225,7 +226,7 @@ fn im2col(x: &[f32], g: &Geometry, (c0, c1): (usize, usize), cols: &mut [f32]) {
         let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &mut cols[((ci - c0) * kk + i * g.kw + j) * p..][..p];
+                let row = &mut cols[((ci - c0) * kk + i * g.kw + j) * row_stride..][..p];
                 let (lo, hi) = g.valid_cols(j);
                 for oh in 0..g.h_out {
                     let out = &mut row[oh * g.w_out..(oh + 1) * g.w_out];
@@ -258,9 +259,9 @@ fn im2col(x: &[f32], g: &Geometry, (c0, c1): (usize, usize), cols: &mut [f32]) {
     }
 }
 
-/// Scatter-adds `dcols` (`[Cin·k², P]`) into one item's input gradient `dx` (`[Cin, H, W]`,
-/// zeroed by the caller).
-fn col2im(dcols: &[f32], g: &Geometry, dx: &mut [f32]) {
+/// Scatter-adds `dcols` (`[Cin·k², P]`, rows `row_stride` apart) into one item's input
+/// gradient `dx` (`[Cin, H, W]`, zeroed by the caller).
+fn col2im(dcols: &[f32], g: &Geometry, dx: &mut [f32], row_stride: usize) {
     let (p, kk) = (g.positions(), g.taps());
     let [sh, sw] = g.stride;
     let [pt, pl] = g.pad_top_left;
@@ -268,7 +269,7 @@ fn col2im(dcols: &[f32], g: &Geometry, dx: &mut [f32]) {
         let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &dcols[(ci * kk + i * g.kw + j) * p..][..p];
+                let row = &dcols[(ci * kk + i * g.kw + j) * row_stride..][..p];
                 let (lo, hi) = g.valid_cols(j);
                 for oh in 0..g.h_out {
                     let y = (oh * sh + i) as isize - pt as isize;
@@ -298,20 +299,34 @@ fn col2im(dcols: &[f32], g: &Geometry, dx: &mut [f32]) {
     }
 }
 
-/// Whether [`forward`], [`weight_grad`] and [`input_grad`] take the [`folded`] path: a plain
-/// 1×1 convolution of a batch of small maps.
+/// Whether [`forward`], [`weight_grad`] and [`input_grad`] take the [`folded`] path: a batch of
+/// maps of fewer than [`FOLD_BATCH_BELOW`] output positions, and for convolutions other than
+/// plain 1×1 an im2col matrix of the whole batch within [`FOLD_COLS_MAX`] values. Measured
+/// (release, 2 threads, whole bench rows): the HyTra 1/32 stride-2 rows, whose 3×3 stride-2
+/// shortcut has 7×7 outputs, went from 262–265 to 231 ms (ResConv) and 248 to 211 ms (ResAtt);
+/// at 14×14 outputs folding the dense convs was no faster (ResConv 1/16 rows within 2 %) and
+/// the 512 → 1024 stride-2 weight gradient alone slower (221 against 180 ms), so those stay per
+/// item.
 fn folds_batch(g: &Geometry) -> bool {
-    g.identity_im2col() && g.positions() < FOLD_BATCH_BELOW && g.batch > 1
+    let p = g.positions();
+    g.batch > 1
+        && p < FOLD_BATCH_BELOW
+        && (g.identity_im2col() || g.c_in * g.taps() * g.batch * p <= FOLD_COLS_MAX)
 }
 
-/// Plain 1×1 convolutions on small maps (`H·W` < [`FOLD_BATCH_BELOW`]) as one GEMM over the
-/// whole batch: `Y_f [Cout, B·P] = W · X_f [Cin, B·P]`, with `X_f` the input with batch and
-/// channels swapped ([`fold`]). Per-item GEMMs have only `P` (49 at 7×7) columns, and the
-/// per-item weight gradients `G[b]·X[b]ᵀ` a depth of `P`, so each of the `B` products re-reads
-/// and re-writes all of `dW`; folded, the weight gradient is one GEMM of depth `B·P`. The
-/// folds are single parallel copies into buffers that are not zero-filled (Burn's
-/// `swap_dims` + `reshape` + `matmul` composition of the same product paid a zero-fill and
-/// a re-alignment copy per output, on the calling thread: `docs/performance.md`).
+/// Largest batch im2col matrix (values) the folded dense path builds (32 MB of `f32`).
+pub const FOLD_COLS_MAX: usize = 8 << 20;
+
+/// Convolutions of small maps as one GEMM over the whole batch:
+/// `Y_f [Cout, B·P] = W · C [Cin·k², B·P]`, with `C` the im2col matrices of all items side by
+/// side ([`batch_cols`]; for a plain 1×1 conv, the input with batch and channels swapped,
+/// [`fold`]). Per item, the GEMMs have only `P` columns (49 at 7×7, 196 at 14×14) and the
+/// weight gradient `Σ_b G[b]·C[b]ᵀ` a depth of `P` per item, so each of the `B` products
+/// re-reads and re-writes all of `dW`; folded, each of the three products is one GEMM with
+/// `gemm`'s own threading and the weight gradient has depth `B·P`. The folds are parallel
+/// copies into buffers that are not zero-filled (Burn's `swap_dims` + `reshape` + `matmul`
+/// composition of the 1×1 case paid a zero-fill and a re-alignment copy per output, on the
+/// calling thread: `docs/performance.md`).
 pub mod folded {
     use super::*;
 
@@ -351,10 +366,38 @@ pub mod folded {
         unsafe { vec_written_by(b * c * p, fill) }
     }
 
+    /// The im2col matrix of the whole batch, `[Cin·k², B·P]`, item `b` in columns
+    /// `b·P..(b+1)·P`; for a plain 1×1 convolution, [`fold`] of the input.
+    pub fn batch_cols(x: &[f32], g: &Geometry) -> Vec<f32> {
+        let (b, p, kk) = (g.batch, g.positions(), g.taps());
+        if g.identity_im2col() {
+            return fold(x, (b, g.c_in, p));
+        }
+        let bp = b * p;
+        let fill = |out: &mut [MaybeUninit<f32>]| {
+            // One task per input channel: its k² rows, all items.
+            out.par_chunks_mut((kk * bp).max(1))
+                .enumerate()
+                .for_each(|(ci, block)| {
+                    block.iter_mut().for_each(|v| {
+                        v.write(0.0);
+                    });
+                    // SAFETY: every element of `block` was initialised just above.
+                    let block = unsafe { &mut *(block as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                    for bi in 0..b {
+                        let item = &x[bi * g.item_in()..(bi + 1) * g.item_in()];
+                        im2col(item, g, (ci, ci + 1), &mut block[bi * p..], bp);
+                    }
+                })
+        };
+        // SAFETY: the per-channel blocks tile the buffer and each is initialised in full.
+        unsafe { vec_written_by(g.c_in * kk * bp, fill) }
+    }
+
     /// `dst [m, n] = lhs · rhs` with `gemm`'s threading, `dst` not zero-filled first.
     ///
     /// # Safety
-    /// As `gemm_f32`; with `k > 0` (`gemm` then writes all of `dst`).
+    /// As `gemm_f32`.
     unsafe fn product(
         (m, n, k): (usize, usize, usize),
         lhs: (*const f32, (usize, usize)),
@@ -379,50 +422,57 @@ pub mod folded {
         unsafe { vec_written_by(m * n, fill) }
     }
 
-    /// [`super::forward`] of a plain 1×1 convolution, folded.
+    /// [`super::forward`], folded: `Y_f = W · C`, unfolded.
     pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
-        let (b, p) = (g.batch, g.positions());
-        let xf = fold(x, (b, g.c_in, p));
-        // SAFETY: W [Cout, Cin], X_f [Cin, B·P], row-major.
+        let (b, p, ck) = (g.batch, g.positions(), g.c_in * g.taps());
+        let cols = batch_cols(x, g);
+        // SAFETY: W [Cout, ck], C [ck, B·P], row-major.
         let yf = unsafe {
             product(
-                (g.c_out, b * p, g.c_in),
-                (weight.as_ptr(), (g.c_in, 1)),
-                (xf.as_ptr(), (b * p, 1)),
+                (g.c_out, b * p, ck),
+                (weight.as_ptr(), (ck, 1)),
+                (cols.as_ptr(), (b * p, 1)),
             )
         };
         unfold(&yf, (b, g.c_out, p))
     }
 
-    /// [`super::weight_grad`] of a plain 1×1 convolution: `dW = G_f · X_fᵀ`, one GEMM of depth
-    /// `B·P`.
+    /// [`super::weight_grad`], folded: `dW = G_f · Cᵀ`, one GEMM of depth `B·P`.
     pub fn weight_grad(x: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
-        let (b, p) = (g.batch, g.positions());
-        let xf = fold(x, (b, g.c_in, p));
+        let (b, p, ck) = (g.batch, g.positions(), g.c_in * g.taps());
+        let cols = batch_cols(x, g);
         let gf = fold(grad, (b, g.c_out, p));
-        // SAFETY: G_f [Cout, B·P]; X_f [Cin, B·P] read transposed as [B·P, Cin].
+        // SAFETY: G_f [Cout, B·P]; C [ck, B·P] read transposed as [B·P, ck].
         unsafe {
             product(
-                (g.c_out, g.c_in, b * p),
+                (g.c_out, ck, b * p),
                 (gf.as_ptr(), (b * p, 1)),
-                (xf.as_ptr(), (1, b * p)),
+                (cols.as_ptr(), (1, b * p)),
             )
         }
     }
 
-    /// [`super::input_grad`] of a plain 1×1 convolution: `dX_f = Wᵀ · G_f`, unfolded.
+    /// [`super::input_grad`], folded: `dC = Wᵀ · G_f`, then unfolded (plain 1×1) or
+    /// scattered back per item (col2im).
     pub fn input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
-        let (b, p) = (g.batch, g.positions());
+        let (b, p, ck) = (g.batch, g.positions(), g.c_in * g.taps());
         let gf = fold(grad, (b, g.c_out, p));
-        // SAFETY: W [Cout, Cin] read transposed as [Cin, Cout]; G_f [Cout, B·P].
-        let dxf = unsafe {
+        // SAFETY: W [Cout, ck] read transposed as [ck, Cout]; G_f [Cout, B·P].
+        let dcols = unsafe {
             product(
-                (g.c_in, b * p, g.c_out),
-                (weight.as_ptr(), (1, g.c_in)),
+                (ck, b * p, g.c_out),
+                (weight.as_ptr(), (1, ck)),
                 (gf.as_ptr(), (b * p, 1)),
             )
         };
-        unfold(&dxf, (b, g.c_in, p))
+        if g.identity_im2col() {
+            return unfold(&dcols, (b, g.c_in, p));
+        }
+        let mut dx = vec![0f32; b * g.item_in()];
+        dx.par_chunks_mut(g.item_in().max(1))
+            .enumerate()
+            .for_each(|(bi, dxb)| col2im(&dcols[bi * p..], g, dxb, b * p));
+        dx
     }
 }
 
@@ -430,8 +480,14 @@ pub mod folded {
 /// `[B, Cout, Ho, Wo]`.
 pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     if folds_batch(g) {
-        return folded::forward(x, weight, g);
+        folded::forward(x, weight, g)
+    } else {
+        forward_per_item(x, weight, g)
     }
+}
+
+/// [`forward`] as one GEMM per item (items in parallel).
+fn forward_per_item(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let (p, ck) = (g.positions(), g.c_in * g.taps());
     let fill = |out: &mut [MaybeUninit<f32>]| {
         out.par_chunks_mut(g.item_out().max(1))
@@ -466,16 +522,21 @@ pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     unsafe { vec_written_by(len, fill) }
 }
 
-/// `∂L/∂W` (`[Cout, Cin, kh, kw]`) from the input `x` and the output gradient `grad`.
-///
-/// Computed as `dWᵀ [Cin·k², Cout] = Σ_b cols(X[b]) · G[b]ᵀ` and transposed at the end: in that
-/// orientation `gemm` packs the large im2col operand without a strided gather (2.5× faster than
-/// `G[b] · colsᵀ` on the NATS conv). Threads take disjoint batch ranges with private
-/// accumulators when `dW` is small, else `weight_grad_by_channels`.
+/// `∂L/∂W` (`[Cout, Cin, kh, kw]`) from the input `x` and the output gradient `grad`:
+/// [`folded`] on batches of small maps, otherwise item by item.
 pub fn weight_grad(x: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     if folds_batch(g) {
-        return folded::weight_grad(x, grad, g);
+        folded::weight_grad(x, grad, g)
+    } else {
+        weight_grad_per_item(x, grad, g)
     }
+}
+
+/// [`weight_grad`] accumulated item by item, as `dWᵀ [Cin·k², Cout] = Σ_b cols(X[b]) · G[b]ᵀ`
+/// transposed at the end: in that orientation `gemm` packs the large im2col operand without a
+/// strided gather (2.5× faster than `G[b] · colsᵀ` on the NATS conv). Threads take disjoint
+/// batch ranges with private accumulators when `dW` is small, else `weight_grad_by_channels`.
+fn weight_grad_per_item(x: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     let ck = g.c_in * g.taps();
     let threads = rayon::current_num_threads().max(1);
     if g.c_out * ck * threads > SMALL_WEIGHT_ELEMS {
@@ -616,12 +677,21 @@ fn weight_grad_by_channels(x: &[f32], grad: &[f32], g: &Geometry, threads: usize
     dw
 }
 
-/// `∂L/∂x` (`[B, Cin, H, W]`) from the weight and the output gradient `grad`.
-///
-/// Stride 1 (padding below the kernel size) and a weight smaller than the gradient: the
-/// forward convolution of `grad` with the flipped, transposed kernel and padding `k − 1 − p`,
-/// through [`forward`]. Otherwise [`input_grad_col2im`].
+/// `∂L/∂x` (`[B, Cin, H, W]`) from the weight and the output gradient `grad`: [`folded`] on
+/// batches of small maps, otherwise item by item.
 pub fn input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
+    if folds_batch(g) {
+        folded::input_grad(weight, grad, g)
+    } else {
+        input_grad_per_item(weight, grad, g)
+    }
+}
+
+/// [`input_grad`] item by item. Plain 1×1: `Wᵀ·G[b]`. Stride 1 (padding below the kernel
+/// size) and a weight smaller than the gradient: the forward convolution of `grad` with the
+/// flipped, transposed kernel and padding `k − 1 − p`, through [`forward`]. Otherwise
+/// [`input_grad_col2im`].
+fn input_grad_per_item(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     let [pt, pl] = g.pad_top_left;
     let (kh, kw, kk) = (g.kh, g.kw, g.taps());
     // Bottom/right padding implied by the output size (negative: rows the conv never reads).
@@ -632,9 +702,6 @@ pub fn input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     // weight outweighs the gradient (wide layers on small maps) col2im is cheaper (HyTra
     // 512 → 512 3×3 on 8×7×7: 12 against 19 ms; on the NATS conv, b256 64 → 64 32×32, the
     // flipped forward is 150 against 270 ms).
-    if folds_batch(g) {
-        return folded::input_grad(weight, grad, g);
-    }
     if g.identity_im2col() {
         return input_grad_pointwise(weight, grad, g);
     }
@@ -643,17 +710,22 @@ pub fn input_grad(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32> {
     {
         return input_grad_col2im(weight, grad, g);
     }
-    // W'[ci, co, i, j] = W[co, ci, kh − 1 − i, kw − 1 − j]
-    let mut flipped = vec![0f32; weight.len()];
-    for co in 0..g.c_out {
-        for ci in 0..g.c_in {
-            for t in 0..kk {
-                let (i, j) = (t / kw, t % kw);
-                flipped[(ci * g.c_out + co) * kk + t] =
-                    weight[(co * g.c_in + ci) * kk + (kh - 1 - i) * kw + (kw - 1 - j)];
-            }
-        }
-    }
+    // W'[ci, co, i, j] = W[co, ci, kh − 1 − i, kw − 1 − j], one parallel task per `ci`.
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut((g.c_out * kk).max(1))
+            .enumerate()
+            .for_each(|(ci, rows)| {
+                for (co, taps) in rows.chunks_exact_mut(kk).enumerate() {
+                    let src = &weight[(co * g.c_in + ci) * kk..(co * g.c_in + ci + 1) * kk];
+                    // Flipping both kernel axes reverses the row-major taps.
+                    for (o, v) in taps.iter_mut().zip(src.iter().rev()) {
+                        o.write(*v);
+                    }
+                }
+            })
+    };
+    // SAFETY: the `ci` blocks tile the buffer and every tap of each is written.
+    let flipped = unsafe { vec_written_by(weight.len(), fill) };
     let back = Geometry {
         batch: g.batch,
         c_in: g.c_out,
@@ -727,7 +799,7 @@ pub fn input_grad_col2im(weight: &[f32], grad: &[f32], g: &Geometry) -> Vec<f32>
                         (p, 1),
                     )
                 }
-                col2im(dcols, g, dxb);
+                col2im(dcols, g, dxb, p);
             },
         );
     dx
@@ -1074,6 +1146,22 @@ mod tests {
                 &dw,
                 &format!("weight grad {what}"),
             );
+            // Both batch strategies, whichever the dispatch picks for this shape.
+            let per_item = [
+                forward_per_item(&x, &w, &g),
+                weight_grad_per_item(&x, &gr, &g),
+                input_grad_per_item(&w, &gr, &g),
+            ];
+            let batch_folded = [
+                folded::forward(&x, &w, &g),
+                folded::weight_grad(&x, &gr, &g),
+                folded::input_grad(&w, &gr, &g),
+            ];
+            for (name, got) in [("per item", per_item), ("folded", batch_folded)] {
+                close(&got[0], &y, &format!("{name} forward {what}"));
+                close(&got[1], &dw, &format!("{name} weight grad {what}"));
+                close(&got[2], &dx, &format!("{name} input grad {what}"));
+            }
             let by_channels = weight_grad_by_channels(&x, &gr, &g, 2);
             close(
                 &by_channels,
