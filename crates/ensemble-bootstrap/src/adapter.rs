@@ -61,11 +61,15 @@ impl ChannelAdapter {
 
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        // Through `fast_conv` (the CPU kernels on burn-flex, Burn's ops elsewhere).
         let x = match &self.depthwise {
-            Some(dw) => dw.forward(x),
+            Some(dw) => bossnas_blocks::fast_conv::forward(dw, x),
             None => x,
         };
-        batch_norm(&self.bn, self.pointwise.forward(x))
+        batch_norm(
+            &self.bn,
+            bossnas_blocks::fast_conv::forward(&self.pointwise, x),
+        )
     }
 }
 
