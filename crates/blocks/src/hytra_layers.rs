@@ -33,6 +33,14 @@ impl Act {
             Act::Silu => silu(x),
         }
     }
+
+    /// `act(bn(x))`, with a ReLU fused into the batch-norm node ([`batch_norm_relu`]).
+    pub fn after_norm<const D: usize>(self, bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Act::Relu => batch_norm_relu(bn, x),
+            Act::Silu => silu(batch_norm(bn, x)),
+        }
+    }
 }
 
 /// Plain conv config with PyTorch-like `padding` and optional bias.
@@ -133,8 +141,7 @@ impl ConvBnAct {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = crate::fast_conv::forward(&self.conv, x);
         match self.act {
-            Some(Act::Relu) => batch_norm_relu(&self.bn, y),
-            Some(a) => a.apply(batch_norm(&self.bn, y)),
+            Some(a) => a.after_norm(&self.bn, y),
             None => batch_norm(&self.bn, y),
         }
     }

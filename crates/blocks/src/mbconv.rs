@@ -380,7 +380,10 @@ pub struct MbconvStem {
 impl MbconvStem {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
-        let inp = silu(batch_norm(&self.bn, self.conv.forward(images)));
+        let inp = silu(batch_norm(
+            &self.bn,
+            crate::fast_conv::forward(&self.conv, images),
+        ));
         let x = silu(batch_norm(
             &self.dw_bn,
             crate::fast_conv::forward(&self.dw, inp.clone()),

@@ -345,7 +345,10 @@ pub struct NatsNet {
 impl NatsNet {
     /// Stem and the five layers (no head).
     pub fn features(&self, images: Tensor<4>) -> Tensor<4> {
-        let x = batch_norm(&self.stem_bn, self.stem_conv.forward(images));
+        let x = batch_norm(
+            &self.stem_bn,
+            crate::fast_conv::forward(&self.stem_conv, images),
+        );
         let x = self.cell0.forward(x);
         let x = self.res1.forward(x);
         let x = self.cell2.forward(x);

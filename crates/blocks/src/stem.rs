@@ -73,7 +73,8 @@ impl StemConfig {
 impl Stem {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.act.apply(batch_norm(&self.bn, self.conv.forward(x)));
+        let x = crate::fast_conv::forward(&self.conv, x);
+        let x = self.act.after_norm(&self.bn, x);
         self.pool.forward(x)
     }
 }

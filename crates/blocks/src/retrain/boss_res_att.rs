@@ -112,7 +112,7 @@ impl BossResAtt {
                 .forward(crate::fast_conv::forward(&self.proj_conv, x)),
         );
         let h = self.mhsa.forward(act.apply(h));
-        let h = act.apply(batch_norm(&self.bn_att, h));
+        let h = act.after_norm(&self.bn_att, h);
         let h = batch_norm(&self.bn_out, crate::fast_conv::forward(&self.conv_out, h));
         act.apply(h + residual)
     }

@@ -112,14 +112,11 @@ impl BossResConv {
             Some(s) => s.forward(x.clone()),
             None => x.clone(),
         };
-        let h = act.apply(batch_norm(
+        let h = act.after_norm(
             &self.bn1,
             self.peg.forward(crate::fast_conv::forward(&self.conv1, x)),
-        ));
-        let h = act.apply(batch_norm(
-            &self.bn2,
-            crate::fast_conv::forward(&self.conv2, h),
-        ));
+        );
+        let h = act.after_norm(&self.bn2, crate::fast_conv::forward(&self.conv2, h));
         let mut h = batch_norm(&self.bn3, crate::fast_conv::forward(&self.conv3, h));
         if let Some(se) = &self.se {
             h = se.forward(h);
