@@ -319,8 +319,8 @@ pub const FOLD_COLS_MAX: usize = 8 << 20;
 
 /// Convolutions of small maps as one GEMM over the whole batch:
 /// `Y_f [Cout, B·P] = W · C [Cin·k², B·P]`, with `C` the im2col matrices of all items side by
-/// side ([`batch_cols`]; for a plain 1×1 conv, the input with batch and channels swapped,
-/// [`fold`]). Per item, the GEMMs have only `P` columns (49 at 7×7, 196 at 14×14) and the
+/// side ([`folded::batch_cols`]; for a plain 1×1 conv, the input with batch and channels swapped,
+/// [`folded::fold`]). Per item, the GEMMs have only `P` columns (49 at 7×7, 196 at 14×14) and the
 /// weight gradient `Σ_b G[b]·C[b]ᵀ` a depth of `P` per item, so each of the `B` products
 /// re-reads and re-writes all of `dW`; folded, each of the three products is one GEMM with
 /// `gemm`'s own threading and the weight gradient has depth `B·P`. The folds are parallel

@@ -25,7 +25,7 @@
 //! # Parameters without a gradient
 //!
 //! [`ModuleOptimizer`] only calls [`Optimizer::step`] for parameters that have a gradient in the
-//! [`GradientsParams`](burn::optim::GradientsParams). Parameters of unsampled ops therefore get no
+//! [`burn::optim::GradientsParams`]. Parameters of unsampled ops therefore get no
 //! update, no weight decay, and keep their momentum buffer untouched — the same as the official
 //! `DistOptimizerHook`, which sets all-zero grads to `None` before `optimizer.step()`.
 //! [`drop_zero_grads`] mirrors that hook for parameters that took part in the graph but received

@@ -1,8 +1,9 @@
 //! From a [`RunConfig`] to the things a run needs: the supernet of the configured space,
 //! the train/rating data and the view loader.
 //!
-//! The trainer itself is generic over [`Supernet`]; [`SpaceKind`] is matched exactly once, in
-//! [`crate::trainer::train_space`], to pick the concrete supernet type.
+//! The trainer itself is generic over [`Supernet`](bossnas_supernet::Supernet);
+//! [`SpaceKind`] is matched exactly once, in [`crate::trainer::train_space`], to pick the
+//! concrete supernet type.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
