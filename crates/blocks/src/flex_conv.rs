@@ -120,37 +120,10 @@ pub(crate) unsafe fn gemm_f32(
     }
 }
 
-/// [`gemm_f32`] with `gemm`'s own threading over the whole product (rayon's pool).
+/// [`gemm_f32`] with a choice of `gemm`'s own threading.
 ///
 /// # Safety
 /// As [`gemm_f32`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_f32_threaded(
-    mnk: (usize, usize, usize),
-    dst: *mut f32,
-    dst_strides: (usize, usize),
-    accumulate: bool,
-    lhs: *const f32,
-    lhs_strides: (usize, usize),
-    rhs: *const f32,
-    rhs_strides: (usize, usize),
-) {
-    let threads = gemm::Parallelism::Rayon(rayon::current_num_threads().max(1));
-    unsafe {
-        gemm_f32_with(
-            threads,
-            mnk,
-            dst,
-            dst_strides,
-            accumulate,
-            lhs,
-            lhs_strides,
-            rhs,
-            rhs_strides,
-        )
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_f32_with(
     parallelism: gemm::Parallelism,
@@ -403,8 +376,11 @@ pub mod folded {
         lhs: (*const f32, (usize, usize)),
         rhs: (*const f32, (usize, usize)),
     ) -> Vec<f32> {
+        // `gemm`'s own threading over the whole product (rayon's pool).
+        let threads = gemm::Parallelism::Rayon(rayon::current_num_threads().max(1));
         let fill = |out: &mut [MaybeUninit<f32>]| unsafe {
-            gemm_f32_threaded(
+            gemm_f32_with(
+                threads,
                 (m, n, k),
                 out.as_mut_ptr().cast::<f32>(),
                 (n, 1),

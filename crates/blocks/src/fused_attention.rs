@@ -160,43 +160,25 @@ pub fn backward(qkv: &[f32], probs: &[f32], dout: &[f32], s: &AttentionShape) ->
                 // SAFETY: the three [d, n] destination slots belong to this task alone;
                 // every GEMM (depth d or n > 0) overwrites its whole destination.
                 unsafe {
-                    let dap = da.as_mut_ptr();
-                    if s.standard {
-                        // out = v·Aᵀ: dA = gᵀ·v, dv = g·A.
-                        gemm_f32(
-                            (n, n, d),
-                            dap,
-                            plain(n),
-                            false,
-                            g,
-                            transposed(n),
-                            v,
-                            plain(n),
-                        );
-                        gemm_f32((d, n, n), dv, plain(n), false, g, plain(n), a, plain(n));
+                    // Standard, out = v·Aᵀ: dA = gᵀ·v, dv = g·A.
+                    // Search code, out = v·A: dA = vᵀ·g, dv = g·Aᵀ.
+                    let (x, y, a_op) = if s.standard {
+                        (g, v, plain(n))
                     } else {
-                        // out = v·A: dA = vᵀ·g, dv = g·Aᵀ.
-                        gemm_f32(
-                            (n, n, d),
-                            dap,
-                            plain(n),
-                            false,
-                            v,
-                            transposed(n),
-                            g,
-                            plain(n),
-                        );
-                        gemm_f32(
-                            (d, n, n),
-                            dv,
-                            plain(n),
-                            false,
-                            g,
-                            plain(n),
-                            a,
-                            transposed(n),
-                        );
-                    }
+                        (v, g, transposed(n))
+                    };
+                    let dap = da.as_mut_ptr();
+                    gemm_f32(
+                        (n, n, d),
+                        dap,
+                        plain(n),
+                        false,
+                        x,
+                        transposed(n),
+                        y,
+                        plain(n),
+                    );
+                    gemm_f32((d, n, n), dv, plain(n), false, g, plain(n), a, a_op);
                     let a = std::slice::from_raw_parts(a, n * n);
                     softmax_rows_backward(a, da, n, s.scale);
                     // L = qᵀ·k: dq = k·dLᵀ, dk = q·dL.
