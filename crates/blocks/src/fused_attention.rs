@@ -355,12 +355,20 @@ pub fn applies(qkv: &Tensor<3>) -> bool {
 /// # Shapes
 /// - `qkv`: `[batch, 3·heads·dim_head, tokens]` (all queries, all keys, all values; head-major)
 /// - output: `[batch, heads·dim_head, tokens]`
+///
+/// # Panics
+/// If `heads` is 0 or the channel count is not a multiple of `3·heads`.
 pub fn attention(
     qkv: Tensor<3>,
     heads: usize,
     scale: f64,
     orientation: AttentionOrientation,
 ) -> Tensor<3> {
+    let [_, channels, _] = qkv.dims();
+    assert!(
+        heads > 0 && channels % (3 * heads) == 0,
+        "attention: {channels} qkv channels are not 3 × {heads} heads × dim_head"
+    );
     let standard = orientation == AttentionOrientation::Standard;
     Tensor::from_dispatch(
         <burn::backend::Dispatch as FusedAttentionBackend>::fused_attention(
