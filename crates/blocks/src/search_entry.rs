@@ -17,8 +17,8 @@ use crate::peg::{Peg, PegConfig};
 ///
 /// # Shapes
 /// - input: `[batch, c_in, H, W]`
-/// - output: `([batch, mid, H/s, W/s], [batch, out, H/s, W/s])` — the activated branch input and the
-///   shortcut
+/// - output: `([batch, mid, H/s, W/s], [batch, out, H/s, W/s])` — the activated branch input
+///   and the shortcut
 #[derive(Module, Debug)]
 pub struct SearchEntry {
     /// 1×1 conv `c_in → mid`.
