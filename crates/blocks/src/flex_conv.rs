@@ -321,22 +321,9 @@ pub mod folded {
         unsafe { vec_written_by(b * c * p, fill) }
     }
 
-    /// `[C, B·P] → [B, C, P]` (the inverse of [`fold`]).
+    /// `[C, B·P] → [B, C, P]` (the inverse of [`fold`]: the same swap of the two outer axes).
     pub fn unfold(xf: &[f32], (b, c, p): (usize, usize, usize)) -> Vec<f32> {
-        let fill = |out: &mut [MaybeUninit<f32>]| {
-            out.par_chunks_mut((c * p).max(1))
-                .enumerate()
-                .for_each(|(bi, item)| {
-                    for (ci, dst) in item.chunks_exact_mut(p.max(1)).enumerate() {
-                        let src = &xf[(ci * b + bi) * p..(ci * b + bi + 1) * p];
-                        for (o, v) in dst.iter_mut().zip(src) {
-                            o.write(*v);
-                        }
-                    }
-                })
-        };
-        // SAFETY: each of the B·C rows of P values is written in full.
-        unsafe { vec_written_by(b * c * p, fill) }
+        fold(xf, (c, b, p))
     }
 
     /// The im2col matrix of the whole batch, `[Cin·k², B·P]`, item `b` in columns

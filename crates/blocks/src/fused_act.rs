@@ -29,7 +29,7 @@ use std::mem::MaybeUninit;
 
 use crate::dense_conv::is_flex;
 use crate::flex_buffers::{contiguous_f32, flex_like, values};
-use crate::uninit::vec_written_by;
+use crate::uninit::{vec_written_by, zip_map};
 
 /// `e^x` for `f32`, branch-free so that loops over it vectorise: `2^n · p(r)` with
 /// `n = round(x / ln 2)`, `r = x − n·ln 2` (two-part constant) and Cephes' degree-7
@@ -86,18 +86,10 @@ pub fn silu_forward(x: &[f32]) -> Vec<f32> {
 /// `dx = dy · s · (1 + x · (1 − s))`, `s = sigmoid(x)`.
 pub fn silu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), dy.len(), "silu backward: gradient shape");
-    let fill = |dx: &mut [MaybeUninit<f32>]| {
-        dx.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-            .for_each(|(o, (x, g))| {
-                for ((o, &v), &d) in o.iter_mut().zip(x).zip(g) {
-                    let s = sigmoid_f32(v);
-                    o.write(d * s * (1.0 + v * (1.0 - s)));
-                }
-            })
-    };
-    // SAFETY: equal-length chunks of `x`, `dy` and the output: every element is written.
-    unsafe { vec_written_by(x.len(), fill) }
+    zip_map(x, dy, |v, d| {
+        let s = sigmoid_f32(v);
+        d * s * (1.0 + v * (1.0 - s))
+    })
 }
 
 /// Row-wise softmax of `s·x`, `x` viewed as rows of `row` values:

@@ -9,8 +9,6 @@
 //! Other devices and dtypes, and `BOSSNAS_FUSED=off` ([`crate::fused_norm::enabled`]), use
 //! Burn's `relu(a + b)`.
 
-use std::mem::MaybeUninit;
-
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -19,30 +17,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::Tensor;
-use rayon::prelude::*;
 
 use crate::dense_conv::is_flex;
 use crate::flex_buffers::{contiguous_f32, flex_like, values};
-use crate::uninit::vec_written_by;
-
-/// Elements per parallel task.
-const CHUNK: usize = 1 << 14;
-
-/// `out[i] = f(a[i], b[i])`, in parallel, into a buffer that is not zero-filled.
-fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    assert_eq!(a.len(), b.len(), "element-wise: lengths differ");
-    let fill = |out: &mut [MaybeUninit<f32>]| {
-        out.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(|(o, (a, b))| {
-                for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                    o.write(f(x, y));
-                }
-            })
-    };
-    // SAFETY: equal-length chunks of `a`, `b` and the output: every element is written.
-    unsafe { vec_written_by(a.len(), fill) }
-}
+use crate::uninit::zip_map;
 
 /// `y = max(a + b, 0)`.
 pub fn add_relu_forward(a: &[f32], b: &[f32]) -> Vec<f32> {

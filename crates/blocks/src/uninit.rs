@@ -8,6 +8,8 @@
 
 use std::mem::MaybeUninit;
 
+use rayon::prelude::*;
+
 /// Allocates `n` floats, lets `init` write them, and returns them as a `Vec<f32>`.
 ///
 /// # Safety
@@ -23,6 +25,28 @@ pub(crate) unsafe fn vec_written_by(
     // SAFETY: the caller guarantees `init` wrote all `n` elements.
     unsafe { v.set_len(n) };
     v
+}
+
+/// Elements per parallel task of [`zip_map`].
+const CHUNK: usize = 1 << 14;
+
+/// `out[i] = f(a[i], b[i])`, in parallel, into a buffer that is not zero-filled.
+///
+/// # Panics
+/// If `a` and `b` differ in length.
+pub(crate) fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "element-wise: lengths differ");
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+            .for_each(|(o, (a, b))| {
+                for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                    o.write(f(x, y));
+                }
+            })
+    };
+    // SAFETY: equal-length chunks of `a`, `b` and the output: every element is written.
+    unsafe { vec_written_by(a.len(), fill) }
 }
 
 #[cfg(test)]
