@@ -8,6 +8,7 @@ mod search_suite;
 mod spaces_suite;
 mod suite_report;
 mod suites;
+mod sweep;
 mod throughput;
 mod workspace;
 
@@ -36,6 +37,9 @@ enum Command {
     /// Time forward+backward of the real blocks and one training step, against PyTorch when
     /// BENCH_PYTHON is set. Build with --release: `cargo run --release -p xtask -- bench`.
     Bench(bench::BenchArgs),
+    /// Run a grid of protocol variants × seeds (resumable), one JSON result per point, and
+    /// the τ-b-against-CPU-minutes report (docs/search-quality.md).
+    Sweep(sweep::SweepArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +95,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Reproduce(args) => reproduce(args),
         Command::Throughput(args) => throughput::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Sweep(args) => sweep::run(args),
     }
 }
 

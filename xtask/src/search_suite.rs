@@ -12,7 +12,7 @@ use bossnas_search::run::{SearchRequest, search_run};
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use ensemble_bootstrap::checkpoint::{RESOLVED_CONFIG, RunDir};
 use ensemble_bootstrap::config::RunConfig;
-use ensemble_bootstrap::trainer::{TrainOptions, train_space};
+use ensemble_bootstrap::trainer::{SelectorFactory, TrainOptions, train_space};
 
 use crate::suite_report::{Compute, DataRecord, NatsRecord, SuiteReport};
 use crate::suites::{SearchSuite, TruthNeed};
@@ -81,21 +81,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
     }
     let spec: DeviceSpec = cfg.device.parse()?;
 
-    let truth_path = opts.truth.clone().unwrap_or_else(workspace::nats_c10_truth);
-    let truth = match suite.nats_c10_truth {
-        TruthNeed::None => None,
-        TruthNeed::IfPresent if !truth_path.is_file() => None,
-        _ => Some(GroundTruth::load(&truth_path).with_context(|| {
-            format!(
-                "suite {} compares with NATS-Bench SSS CIFAR-10: ground truth {} (columns index, \
-                 arch, cifar10_test_acc_hp90; see shared/data/README.md) could not be read; pass \
-                 --truth <csv> or set BOSSNAS_NATS_TRUTH",
-                suite.name,
-                truth_path.display()
-            )
-        })?),
-    };
-
+    let truth = load_truth(suite, opts.truth.as_deref())?;
     let data = match suite.dataset {
         None => DataRecord {
             dataset: "synthetic images (preset)".into(),
@@ -104,101 +90,44 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             data_dir: None,
         },
         Some(dataset) => {
-            let dir = DataDir::resolve(opts.data.as_deref());
-            let policy = FetchPolicy {
-                local_archives: match dataset {
-                    bossnas_datasets::Dataset::Cifar10 => vec![workspace::shared_cifar10_jpeg()],
-                    _ => Vec::new(),
-                },
-                download: opts.download,
-                ..FetchPolicy::default()
-            };
-            eprintln!("looking for {} in {dir}", dataset.name());
-            let located = ensure(dataset, &dir.path, &policy)
-                .with_context(|| format!("suite {} needs {}", suite.name, dataset.name()))?;
-            eprintln!(
-                "{}: {} ({})",
-                dataset.name(),
-                located.root.display(),
-                located.how
-            );
+            let who = format!("suite {}", suite.name);
+            let data = locate_data(dataset, &who, opts.data.as_deref(), opts.download)?;
             if !resume {
-                cfg.data.root = located.root.clone();
+                cfg.data.root = data.root.clone().expect("a located dataset has a root");
             }
-            DataRecord {
-                dataset: dataset.name().into(),
-                root: Some(located.root),
-                how: located.how,
-                data_dir: Some(dir.to_string()),
-            }
+            data
         }
     };
     cfg.validate()?;
     let device = spec.device()?;
 
-    // Train every block; the population-centre selector rates each block at its end.
-    let run = RunDir::create(&run_dir)?;
-    if resume {
-        cfg.save_resolved(run.root())?;
-    }
-    eprintln!(
-        "suite {}: {} run {} on {spec}",
-        suite.name,
-        if resume { "resuming" } else { "starting" },
-        run.root().display()
-    );
-    let train_started = Instant::now();
-    let outcome = train_space(
-        cfg.clone(),
-        TrainOptions {
-            max_steps: opts.max_steps,
-            progress: !opts.quiet,
-            ..TrainOptions::default()
-        },
-        run.clone(),
-        &device,
+    let outcome = train_search_correlate(
+        &cfg,
+        &run_dir,
         resume,
+        &device,
+        &spec,
+        &Stages {
+            name: format!("suite {}", suite.name),
+            resume_hint: format!("cargo xtask reproduce --suite {}", suite.name),
+            truth: truth.as_ref(),
+            truth_required: suite.nats_c10_truth == TruthNeed::Required,
+            correlation_dir: report_dir.join("correlation"),
+            max_steps: opts.max_steps,
+            quiet: opts.quiet,
+        },
         &PopulationCentreSelectorFactory::default(),
-    );
-    if outcome.is_err() && !resume && run.load_latest().ok().flatten().is_none() {
-        let _ = std::fs::remove_dir_all(run.root());
-    }
-    let outcome = outcome.with_context(|| format!("training {}", run.root().display()))?;
-    let train_s = train_started.elapsed().as_secs_f64();
-    if !outcome.finished {
-        bail!(
-            "training stopped after {} optimizer steps (--max-steps) before every block was \
-             rated; continue it with `cargo xtask reproduce --suite {} --resume {}`",
-            outcome.global_step,
-            suite.name,
-            run.root().display()
-        );
-    }
-
-    // Greedy block-wise search over the per-block rankings.
-    let search_started = Instant::now();
-    let searched = search_run(run.root(), &SearchRequest::default())
-        .with_context(|| format!("searching {}", run.root().display()))?;
-    let search_s = search_started.elapsed().as_secs_f64();
-
-    // NATS: how well the block-wise scores rank all 32,768 architectures.
-    let correlate_started = Instant::now();
-    let scores_csv = run.root().join("search/nats_scores.csv");
-    let nats = match &truth {
-        Some(truth) if scores_csv.is_file() => Some(nats_record(
-            &scores_csv,
-            truth,
-            &searched.summary,
-            &report_dir,
-        )?),
-        Some(_) if suite.nats_c10_truth == TruthNeed::Required => bail!(
-            "search wrote no {}: the run's rankings do not cover all 32,768 NATS-SSS \
-             architectures (was the preset's width list changed?)",
-            scores_csv.display()
-        ),
-        _ => None,
-    };
-    let correlate_s = correlate_started.elapsed().as_secs_f64();
+    )?;
+    let ProtocolOutcome {
+        run,
+        searched,
+        nats,
+        train_s,
+        search_s,
+        correlate_s,
+        global_step,
+        ..
+    } = outcome;
 
     let images_per_step = (cfg.train.batch_size * cfg.train.accumulation_steps) as u64;
     let report = SuiteReport {
@@ -216,12 +145,9 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             train_s,
             search_s,
             correlate_s,
-            optimizer_steps: outcome.global_step,
-            images_seen: outcome.global_step * images_per_step,
-            view_forwards: outcome.global_step
-                * images_per_step
-                * 2
-                * cfg.train.paths_per_step as u64,
+            optimizer_steps: global_step,
+            images_seen: global_step * images_per_step,
+            view_forwards: global_step * images_per_step * 2 * cfg.train.paths_per_step as u64,
             resumed: resume,
             max_steps: opts.max_steps,
         },
@@ -231,19 +157,190 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
     Ok(report_dir)
 }
 
+/// Loads the NATS-Bench CIFAR-10 ground truth a suite needs (`None` when it needs none, or
+/// when the smoke suite finds none).
+pub fn load_truth(suite: &SearchSuite, truth: Option<&Path>) -> Result<Option<GroundTruth>> {
+    let truth_path = truth.map_or_else(workspace::nats_c10_truth, Path::to_path_buf);
+    Ok(match suite.nats_c10_truth {
+        TruthNeed::None => None,
+        TruthNeed::IfPresent if !truth_path.is_file() => None,
+        _ => Some(GroundTruth::load(&truth_path).with_context(|| {
+            format!(
+                "suite {} compares with NATS-Bench SSS CIFAR-10: ground truth {} (columns index, \
+                 arch, cifar10_test_acc_hp90; see shared/data/README.md) could not be read; pass \
+                 --truth <csv> or set BOSSNAS_NATS_TRUTH",
+                suite.name,
+                truth_path.display()
+            )
+        })?),
+    })
+}
+
+/// Finds (unpacking or downloading when allowed) `dataset` in the data directory.
+pub fn locate_data(
+    dataset: bossnas_datasets::Dataset,
+    who: &str,
+    data: Option<&Path>,
+    download: bool,
+) -> Result<DataRecord> {
+    let dir = DataDir::resolve(data);
+    let policy = FetchPolicy {
+        local_archives: match dataset {
+            bossnas_datasets::Dataset::Cifar10 => vec![workspace::shared_cifar10_jpeg()],
+            _ => Vec::new(),
+        },
+        download,
+        ..FetchPolicy::default()
+    };
+    eprintln!("looking for {} in {dir}", dataset.name());
+    let located = ensure(dataset, &dir.path, &policy)
+        .with_context(|| format!("{who} needs {}", dataset.name()))?;
+    eprintln!(
+        "{}: {} ({})",
+        dataset.name(),
+        located.root.display(),
+        located.how
+    );
+    Ok(DataRecord {
+        dataset: dataset.name().into(),
+        root: Some(located.root),
+        how: located.how,
+        data_dir: Some(dir.to_string()),
+    })
+}
+
+/// What [`train_search_correlate`] does besides training.
+pub struct Stages<'a> {
+    /// The suite or sweep point, for messages.
+    pub name: String,
+    /// The command that continues an interrupted run (`--resume <dir>` is appended).
+    pub resume_hint: String,
+    /// Ground truth to correlate the searched NATS scores with.
+    pub truth: Option<&'a GroundTruth>,
+    /// Fail when the run writes no NATS scores to correlate.
+    pub truth_required: bool,
+    /// Where the full correlation report goes.
+    pub correlation_dir: PathBuf,
+    /// Stop training after this many optimizer steps.
+    pub max_steps: Option<u64>,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// What one protocol run produced.
+pub struct ProtocolOutcome {
+    pub run: RunDir,
+    pub searched: bossnas_search::run::SearchReport,
+    pub nats: Option<NatsRecord>,
+    pub train_s: f64,
+    pub search_s: f64,
+    pub correlate_s: f64,
+    /// CPU seconds of the correlation (an evaluation against NATS-Bench, not part of a
+    /// search a user would run).
+    pub correlate_cpu_s: f64,
+    pub global_step: u64,
+}
+
+/// The protocol shared by the suites and the sweeps: train every block (the population-centre
+/// selector rates each block at its end), search greedily, and correlate NATS scores with the
+/// ground truth. `cfg` must be validated and point at its data.
+pub fn train_search_correlate<F: SelectorFactory>(
+    cfg: &RunConfig,
+    run_dir: &Path,
+    resume: bool,
+    device: &burn::tensor::Device,
+    spec: &DeviceSpec,
+    stages: &Stages<'_>,
+    selector: &F,
+) -> Result<ProtocolOutcome> {
+    let run = RunDir::create(run_dir)?;
+    if resume {
+        cfg.save_resolved(run.root())?;
+    }
+    eprintln!(
+        "{}: {} run {} on {spec}",
+        stages.name,
+        if resume { "resuming" } else { "starting" },
+        run.root().display()
+    );
+    let train_started = Instant::now();
+    let outcome = train_space(
+        cfg.clone(),
+        TrainOptions {
+            max_steps: stages.max_steps,
+            progress: !stages.quiet,
+            ..TrainOptions::default()
+        },
+        run.clone(),
+        device,
+        resume,
+        selector,
+    );
+    if outcome.is_err() && !resume && run.load_latest().ok().flatten().is_none() {
+        let _ = std::fs::remove_dir_all(run.root());
+    }
+    let outcome = outcome.with_context(|| format!("training {}", run.root().display()))?;
+    let train_s = train_started.elapsed().as_secs_f64();
+    if !outcome.finished {
+        bail!(
+            "training stopped after {} optimizer steps (--max-steps) before every block was \
+             rated; continue it with `{} --resume {}`",
+            outcome.global_step,
+            stages.resume_hint,
+            run.root().display()
+        );
+    }
+
+    // Greedy block-wise search over the per-block rankings.
+    let search_started = Instant::now();
+    let searched = search_run(run.root(), &SearchRequest::default())
+        .with_context(|| format!("searching {}", run.root().display()))?;
+    let search_s = search_started.elapsed().as_secs_f64();
+
+    // NATS: how well the block-wise scores rank all 32,768 architectures.
+    let correlate_started = Instant::now();
+    let correlate_cpu0 = workspace::process_cpu_seconds();
+    let scores_csv = run.root().join("search/nats_scores.csv");
+    let nats = match stages.truth {
+        Some(truth) if scores_csv.is_file() => Some(nats_record(
+            &scores_csv,
+            truth,
+            &searched.summary,
+            &stages.correlation_dir,
+        )?),
+        Some(_) if stages.truth_required => bail!(
+            "search wrote no {}: the run's rankings do not cover all 32,768 NATS-SSS \
+             architectures (was the preset's width list changed?)",
+            scores_csv.display()
+        ),
+        _ => None,
+    };
+    let correlate_s = correlate_started.elapsed().as_secs_f64();
+    let correlate_cpu_s = workspace::process_cpu_seconds() - correlate_cpu0;
+    Ok(ProtocolOutcome {
+        run,
+        searched,
+        nats,
+        train_s,
+        search_s,
+        correlate_s,
+        correlate_cpu_s,
+        global_step: outcome.global_step,
+    })
+}
+
 fn nats_record(
     scores_csv: &Path,
     truth: &GroundTruth,
     summary: &bossnas_search::output::SearchSummary,
-    report_dir: &Path,
+    dir: &Path,
 ) -> Result<NatsRecord> {
     let scores = ScoresInput::from_csv(scores_csv, Some("score"))
         .with_context(|| format!("reading {}", scores_csv.display()))?;
     let opts = CorrelateOptions::default();
     let report = correlate(&scores, truth, &opts)?;
-    let dir = report_dir.join("correlation");
     report
-        .write(&dir)
+        .write(dir)
         .with_context(|| format!("writing {}", dir.display()))?;
     let arch = summary
         .arch_string
@@ -254,7 +351,7 @@ fn nats_record(
         chosen_rank: arch.and_then(|a| truth.accuracy_rank(&a, opts.accuracy)),
         population: truth.len(),
         correlation: report,
-        files: dir,
+        files: dir.to_path_buf(),
     })
 }
 

@@ -252,20 +252,29 @@ impl NatsArch {
     /// (`64:64:64:64:64`). Inputs should be divisible by 4; otherwise the residual
     /// average pool and the strided conv disagree on size, as they would in PyTorch.
     pub fn cost(&self, input: usize, classes: usize) -> Cost {
-        let [c0, c1, c2, c3, c4] = self.widths.map(usize::from);
-        let mut side = input;
-        let mut total = conv2d(3, c0, 3, 1, false, side, side) + batch_norm(c0);
-        total += infer_cell_cost(c0, c0, side);
-        let (block, next) = resnet_block_cost(c0, c1, side);
-        total += block;
-        side = next;
-        total += infer_cell_cost(c1, c2, side);
-        let (block, next) = resnet_block_cost(c2, c3, side);
-        total += block;
-        side = next;
-        total += infer_cell_cost(c3, c4, side);
-        total + batch_norm(c4) + linear(c4, classes, true)
+        let widths = self.widths.map(usize::from);
+        let layers: Cost = layer_costs(widths, input).into_iter().sum();
+        layers + batch_norm(widths[4]) + linear(widths[4], classes, true)
     }
+}
+
+/// Cost of each of the five NATS-SSS layers for any widths (not only the NATS-Bench ones:
+/// the CPU proxy supernets use a fraction of them) on `input × input` images:
+/// `L0` = stem Conv3×3 + BN + cell(c0→c0), `L1` = ResBlock(c0→c1, s2), `L2` = cell(c1→c2),
+/// `L3` = ResBlock(c2→c3, s2), `L4` = cell(c3→c4). The head (BN, pool, classifier) is not
+/// part of any layer. [`NatsArch::cost`] is their sum plus the head.
+pub fn layer_costs(widths: [usize; NATS_LAYERS], input: usize) -> [Cost; NATS_LAYERS] {
+    let [c0, c1, c2, c3, c4] = widths;
+    let mut side = input;
+    let l0 =
+        conv2d(3, c0, 3, 1, false, side, side) + batch_norm(c0) + infer_cell_cost(c0, c0, side);
+    let (l1, next) = resnet_block_cost(c0, c1, side);
+    side = next;
+    let l2 = infer_cell_cost(c1, c2, side);
+    let (l3, next) = resnet_block_cost(c2, c3, side);
+    side = next;
+    let l4 = infer_cell_cost(c3, c4, side);
+    [l0, l1, l2, l3, l4]
 }
 
 // ---------------------------------------------------------------------------------------------
