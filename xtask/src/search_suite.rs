@@ -14,8 +14,11 @@ use ensemble_bootstrap::checkpoint::{RESOLVED_CONFIG, RunDir};
 use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::trainer::{SelectorFactory, TrainOptions, train_space};
 
-use crate::suite_report::{Compute, DataRecord, NatsRecord, SuiteReport};
-use crate::suites::{SearchSuite, TruthNeed};
+use crate::suite_report::{
+    Compute, DataRecord, NatsRecord, SuiteReport, SweepSection, config_diff,
+};
+use crate::suites::{SearchSuite, SweepRef, TruthNeed};
+use crate::sweep::spec::SweepFile;
 use crate::workspace;
 
 /// Options of `cargo xtask reproduce` for the training suites.
@@ -152,9 +155,53 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             max_steps: opts.max_steps,
         },
         git_commit: workspace::git_commit(),
+        protocol_diff: match suite.paper_preset {
+            Some(paper) => config_diff(
+                &serde_json::to_value(&cfg)?,
+                &serde_json::to_value(RunConfig::preset(paper)?)?,
+            ),
+            None => Vec::new(),
+        },
+        sweep: suite.sweep.and_then(|sw| sweep_section(sw, &report_dir)),
     };
     report.write(&report_dir)?;
     Ok(report_dir)
+}
+
+/// The suite's sweep figures, when its results exist (a missing or unreadable sweep is a
+/// note on stderr, not a failed suite: the sweep is optional context).
+fn sweep_section(sw: SweepRef, report_dir: &Path) -> Option<SweepSection> {
+    let build = || -> Result<Option<SweepSection>> {
+        let path = workspace::root().join(sw.file);
+        let file = SweepFile::load(&path)?;
+        let root = path.parent().unwrap_or(Path::new(".")).join(&file.name);
+        let summary = crate::sweep::report::summarise(&file, &root)?;
+        if summary.rows.is_empty() {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(report_dir)?;
+        crate::sweep::report::curve(
+            &report_dir.join("sweep-curve"),
+            &summary.rows,
+            &summary.refs,
+        )?;
+        Ok(Some(SweepSection {
+            file: sw.file.to_string(),
+            variant: sw.variant.to_string(),
+            seed_tau_b: summary
+                .rows
+                .iter()
+                .find(|r| r.variant == sw.variant)
+                .map(|r| r.tau_b.clone())
+                .unwrap_or_default(),
+            table: crate::sweep::report::table(&summary.rows, &summary.baselines),
+            curve: Some("sweep-curve.svg".into()),
+        }))
+    };
+    build().unwrap_or_else(|e| {
+        eprintln!("note: sweep {} not in the report: {e:#}", sw.file);
+        None
+    })
 }
 
 /// Loads the NATS-Bench CIFAR-10 ground truth a suite needs (`None` when it needs none, or

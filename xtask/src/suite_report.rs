@@ -63,6 +63,82 @@ pub struct SuiteReport {
     pub data: DataRecord,
     pub compute: Compute,
     pub git_commit: Option<String>,
+    /// Every config key where this protocol differs from the paper's preset.
+    pub protocol_diff: Vec<ConfigDifference>,
+    /// What the suite's sweep measured for this protocol and the budgets around it.
+    pub sweep: Option<SweepSection>,
+}
+
+/// One config key that differs from the paper's preset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigDifference {
+    pub key: String,
+    pub ours: String,
+    pub paper: String,
+}
+
+/// The sweep's figures in a suite report.
+#[derive(Debug, Clone)]
+pub struct SweepSection {
+    /// Sweep file.
+    pub file: String,
+    /// The variant that is this suite's protocol.
+    pub variant: String,
+    /// τ-b of that variant's seeds (the seed spread).
+    pub seed_tau_b: Vec<f64>,
+    /// The sweep's table (markdown).
+    pub table: String,
+    /// The curve, relative to the report (`sweep-curve.svg`), when drawn.
+    pub curve: Option<String>,
+}
+
+/// The leaves of two configs that differ (`data.root`, `preset` and `seed` are skipped:
+/// they are not protocol).
+pub fn config_diff(ours: &serde_json::Value, paper: &serde_json::Value) -> Vec<ConfigDifference> {
+    fn walk(
+        prefix: &str,
+        a: Option<&serde_json::Value>,
+        b: Option<&serde_json::Value>,
+        out: &mut Vec<ConfigDifference>,
+    ) {
+        use serde_json::Value;
+        match (a, b) {
+            (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, x.get(k), y.get(k), out);
+                }
+            }
+            _ if a == b => {}
+            _ => {
+                if ["preset", "seed", "data.root"].contains(&prefix) {
+                    return;
+                }
+                let show = |v: Option<&Value>| v.map_or("—".into(), |v| v.to_string());
+                out.push(ConfigDifference {
+                    key: prefix.to_string(),
+                    ours: show(a),
+                    paper: show(b),
+                });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", Some(ours), Some(paper), &mut out);
+    out
+}
+
+fn seed_spread(taus: &[f64]) -> String {
+    let lo = taus.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = taus.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("[{lo:.3}, {hi:.3}] over {} seeds", taus.len())
 }
 
 fn hms(s: f64) -> String {
@@ -132,6 +208,12 @@ impl SuiteReport {
                 "data_dir": self.data.data_dir,
             },
             "notes": s.notes,
+            "protocol_diff": self.protocol_diff.iter().map(|d| json!({
+                "key": d.key, "ours": d.ours, "paper": d.paper,
+            })).collect::<Vec<_>>(),
+            "sweep": self.sweep.as_ref().map(|sw| json!({
+                "file": sw.file, "variant": sw.variant, "seed_tau_b": sw.seed_tau_b,
+            })),
             "config_toml": self.config_toml,
         })
     }
@@ -161,13 +243,21 @@ impl SuiteReport {
             let raw = &n.correlation.score.raw;
             let _ = writeln!(
                 md,
-                "| Kendall τ-b over {} architectures (oriented; raw) | {:.3}{} ({:+.3}) | {} | {} |",
+                "| Kendall τ-b over {} architectures (oriented; raw) | {:.3}{}{} ({:+.3}) | {} | {} |",
                 n.correlation.n,
                 o.kendall_tau_b,
                 ci.map_or(String::new(), |c| format!(
-                    " [{:.3}, {:.3}]",
+                    " [{:.3}, {:.3}] bootstrap over architectures",
                     c.kendall_tau_b.lo, c.kendall_tau_b.hi
                 )),
+                match &self.sweep {
+                    Some(sw) if sw.seed_tau_b.len() > 1 => format!(
+                        "; seed spread of this protocol {} (sweep `{}`)",
+                        seed_spread(&sw.seed_tau_b),
+                        sw.variant
+                    ),
+                    _ => "; seed spread: not measured (one run cannot tell it)".into(),
+                },
                 raw.kendall_tau_b,
                 s.paper.first().map_or("—", |p| p.value),
                 s.paper.first().map_or("—", |p| p.source),
@@ -237,6 +327,30 @@ impl SuiteReport {
             );
         }
 
+        if !self.protocol_diff.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n## How this protocol differs from the paper's (`{}`)\n",
+                s.paper_preset.unwrap_or("—")
+            );
+            let _ = writeln!(md, "| key | this protocol | paper |\n|---|---|---|");
+            for d in &self.protocol_diff {
+                let _ = writeln!(md, "| `{}` | {} | {} |", d.key, d.ours, d.paper);
+            }
+        }
+        if let Some(sw) = &self.sweep {
+            let _ = writeln!(
+                md,
+                "\n## Search quality per CPU-minute (sweep `{}`)\n\nThis protocol is variant \
+                 `{}`. Medians over seeds; `cargo xtask sweep {}` adds points and seeds.\n",
+                sw.file, sw.variant, sw.file
+            );
+            md.push_str(&sw.table);
+            if let Some(c) = &sw.curve {
+                let _ = writeln!(md, "\n![τ-b against CPU-minutes]({c})");
+            }
+        }
+
         let _ = writeln!(md, "\n## Compute\n");
         let _ = writeln!(md, "| | |\n|---|---|");
         let _ = writeln!(md, "| device | {} |", c.device);
@@ -300,4 +414,33 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use ensemble_bootstrap::config::RunConfig;
+
+    use super::*;
+
+    #[test]
+    fn the_cpu_protocol_lists_its_differences_from_the_paper() {
+        let cpu = serde_json::to_value(RunConfig::preset("nats-c10-cpu").unwrap()).unwrap();
+        let paper = serde_json::to_value(RunConfig::preset("nats-c10-paper").unwrap()).unwrap();
+        let d = config_diff(&cpu, &paper);
+        let keys: Vec<&str> = d.iter().map(|d| d.key.as_str()).collect();
+        for k in [
+            "space.widths",
+            "data.train_subset",
+            "train.batch_size",
+            "train.epochs_per_block",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+        for k in ["preset", "seed", "data.root"] {
+            assert!(!keys.contains(&k), "{k} is not protocol: {keys:?}");
+        }
+        let batch = d.iter().find(|d| d.key == "train.batch_size").unwrap();
+        assert_eq!((batch.ours.as_str(), batch.paper.as_str()), ("32", "256"));
+        assert!(config_diff(&paper, &paper).is_empty());
+    }
 }

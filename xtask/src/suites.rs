@@ -51,6 +51,20 @@ pub struct SearchSuite {
     pub paper_compute: &'static str,
     /// Notes printed in the report.
     pub notes: &'static [&'static str],
+    /// The paper's preset this protocol is a budget of: the report lists every difference.
+    pub paper_preset: Option<&'static str>,
+    /// The sweep that measured this protocol (its table, curve and seed spread go into the
+    /// report when its results are there).
+    pub sweep: Option<SweepRef>,
+}
+
+/// A sweep file and the variant in it that is this suite's protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepRef {
+    /// Sweep file, relative to the workspace root.
+    pub file: &'static str,
+    /// The variant equal to the suite's preset.
+    pub variant: &'static str,
 }
 
 /// Whether a suite needs the NATS-Bench CIFAR-10 ground truth.
@@ -105,6 +119,9 @@ const NATS_C10_CPU_NOTES: &[&str] = &[
      τ-b is therefore far below the paper's; the paper's protocol is the `nats-c10-paper` suite.",
 ];
 
+/// The variant of `sweeps/search-quality.toml` that the `nats-c10-cpu` preset equals.
+pub const NATS_C10_CPU_VARIANT: &str = "img1536-ep4";
+
 /// The suites that train and search.
 pub fn search_suite(suite: Suite) -> Option<SearchSuite> {
     Some(match suite {
@@ -118,6 +135,8 @@ pub fn search_suite(suite: Suite) -> Option<SearchSuite> {
             paper: &[],
             paper_compute: "—",
             notes: SMOKE_NOTES,
+            paper_preset: None,
+            sweep: None,
         },
         Suite::NatsC10Cpu => SearchSuite {
             name: "nats-c10-cpu",
@@ -128,6 +147,11 @@ pub fn search_suite(suite: Suite) -> Option<SearchSuite> {
             paper: NATS_C10_PAPER,
             paper_compute: "4 GPUs × 3 h (README)",
             notes: NATS_C10_CPU_NOTES,
+            paper_preset: Some("nats-c10-paper"),
+            sweep: Some(SweepRef {
+                file: "sweeps/search-quality.toml",
+                variant: NATS_C10_CPU_VARIANT,
+            }),
         },
         Suite::NatsC10Paper => SearchSuite {
             name: "nats-c10-paper",
@@ -138,6 +162,8 @@ pub fn search_suite(suite: Suite) -> Option<SearchSuite> {
             paper: NATS_C10_PAPER,
             paper_compute: "4 GPUs × 3 h (README)",
             notes: &[],
+            paper_preset: None,
+            sweep: None,
         },
         Suite::NatsC100Paper => SearchSuite {
             name: "nats-c100-paper",
@@ -164,6 +190,8 @@ pub fn search_suite(suite: Suite) -> Option<SearchSuite> {
                  `bossnas nats correlate --truth <csv>` once a CIFAR-100 ground-truth file is \
                  available.",
             ],
+            paper_preset: None,
+            sweep: None,
         },
         Suite::MbconvImagenetPaper => SearchSuite {
             name: "mbconv-imagenet-paper",
@@ -189,6 +217,8 @@ pub fn search_suite(suite: Suite) -> Option<SearchSuite> {
                  the report gives the searched architecture and its cost; retrain it with \
                  `bossnas retrain`.",
             ],
+            paper_preset: None,
+            sweep: None,
         },
         Suite::HytraImagenetPaper => SearchSuite {
             name: "hytra-imagenet-paper",
@@ -214,6 +244,8 @@ pub fn search_suite(suite: Suite) -> Option<SearchSuite> {
                  (`bossnas retrain --recipe deit`); this suite reports the search result and its \
                  cost.",
             ],
+            paper_preset: None,
+            sweep: None,
         },
     })
 }

@@ -15,7 +15,7 @@
 mod meter;
 mod noise;
 pub mod record;
-mod report;
+pub mod report;
 pub mod spec;
 
 use std::path::{Path, PathBuf};

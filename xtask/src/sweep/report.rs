@@ -377,8 +377,17 @@ where
     Ok(())
 }
 
-/// Writes `report.md`, `curve.svg` and `curve.png` into `results_root`; returns the report.
-pub fn write(file: &SweepFile, results_root: &Path) -> Result<PathBuf> {
+/// A sweep's results grouped for a report.
+pub struct Summary {
+    pub results: usize,
+    pub rows: Vec<VariantRow>,
+    pub baselines: Vec<(String, f64)>,
+    /// Horizontal references of the curve.
+    pub refs: Vec<(String, f64)>,
+}
+
+/// Reads and groups a sweep's results.
+pub fn summarise(file: &SweepFile, results_root: &Path) -> Result<Summary> {
     let results = read_results(results_root)?;
     let rows = rows(file, &results);
     let baselines: Vec<(String, f64)> = results
@@ -392,6 +401,22 @@ pub fn write(file: &SweepFile, results_root: &Path) -> Result<PathBuf> {
         .cloned()
         .collect();
     refs.push(("paper".into(), PAPER_TAU_B));
+    Ok(Summary {
+        results: results.len(),
+        rows,
+        baselines,
+        refs,
+    })
+}
+
+/// Writes `report.md`, `curve.svg` and `curve.png` into `results_root`; returns the report.
+pub fn write(file: &SweepFile, results_root: &Path) -> Result<PathBuf> {
+    let Summary {
+        results,
+        rows,
+        baselines,
+        refs,
+    } = summarise(file, results_root)?;
     std::fs::create_dir_all(results_root)?;
     curve(&results_root.join("curve"), &rows, &refs)?;
     let mut md = format!("# Sweep `{}`\n\n{}\n\n", file.name, file.description.trim());
@@ -403,7 +428,7 @@ pub fn write(file: &SweepFile, results_root: &Path) -> Result<PathBuf> {
          *bootstrap CI width* is the 95 % interval of one run resampling architectures, which \
          is much narrower. CPU-min is the search's process user + system time (2 threads; training, \
          rating and search, without the correlation with NATS-Bench); the wall time was measured on a machine that may have been shared (mean load in the JSON).\n",
-        results.len(),
+        results,
         rows.len()
     );
     md.push_str(&table(&rows, &baselines));
