@@ -58,6 +58,17 @@ pub struct RateOptions {
     pub view_epoch: Option<u64>,
     /// Write the ranking files into `<run>/rating/`.
     pub write_outputs: bool,
+    /// Run the prefix (the chosen paths of the earlier blocks) once per rating batch instead
+    /// of once per candidate, projection and batch. Same scores: after the per-candidate BN
+    /// re-estimation every candidate's prefix holds the same statistics (they are estimated
+    /// from the same calibration batch through the same paths), and a train-mode prefix
+    /// output does not depend on them at all. `false` is the literal official loop (A/B).
+    #[serde(default = "default_true")]
+    pub cache_prefix: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for RateOptions {
@@ -68,6 +79,7 @@ impl Default for RateOptions {
             infer_bn_momentum: true,
             view_epoch: None,
             write_outputs: true,
+            cache_prefix: true,
         }
     }
 }
@@ -81,6 +93,8 @@ pub struct SiameseCandidates<S: Supernet> {
     recalibrate_predictor: bool,
     cache: HashMap<Vec<usize>, (OnlineNet<S>, TargetNet<S>)>,
     current: Option<Vec<usize>>,
+    /// Inputs are prefix features already ([`PrefixFeatures`]), not images.
+    prefixed: bool,
 }
 
 fn plain(x: Tensor<4>) -> Tensor<4> {
@@ -119,6 +133,22 @@ impl<S: Supernet> SiameseCandidates<S> {
             recalibrate_predictor,
             cache: HashMap::new(),
             current: None,
+            prefixed: false,
+        }
+    }
+
+    /// The same candidates fed with prefix features ([`PrefixFeatures`]) instead of images:
+    /// calibration batches and evaluation views must have gone through the prefix.
+    pub fn with_prefixed_inputs(mut self) -> Self {
+        self.prefixed = true;
+        self
+    }
+
+    fn prefix(&self, backbone: &S, x: Tensor<4>) -> Tensor<4> {
+        if self.prefixed {
+            x
+        } else {
+            backbone.forward_prefix(x, &self.chosen)
         }
     }
 
@@ -142,8 +172,15 @@ impl<S: Supernet> CandidateModel for SiameseCandidates<S> {
         let x = calib.1.clone();
         let chosen = self.chosen.clone();
         let recal_pred = self.recalibrate_predictor;
+        let prefixed = self.prefixed;
         let (mut online, target) = self.calibration.recalibrate((online, target), |(on, tg)| {
-            let f = tg.backbone.forward_prefix(x.clone(), &chosen);
+            // Prefixed inputs leave the prefix's BNs at their reset values: that prefix never
+            // runs again (its features come from `PrefixFeatures`).
+            let f = if prefixed {
+                x.clone()
+            } else {
+                tg.backbone.forward_prefix(x.clone(), &chosen)
+            };
             let tb = tg.backbone.forward_block(f.clone(), &chosen, path);
             let _ = tg.head.forward(tb);
             let ob = on.backbone.forward_block(f, &chosen, path);
@@ -166,7 +203,7 @@ impl<S: Supernet> CandidateModel for SiameseCandidates<S> {
 
     fn target_projection(&self, path: &[usize], x: Tensor<4>) -> Tensor<2> {
         let (_, tg) = self.eval();
-        let f = tg.backbone.forward_prefix(plain(x), &self.chosen);
+        let f = self.prefix(&tg.backbone, plain(x));
         tg.head
             .forward(tg.backbone.forward_block(f, &self.chosen, path))
     }
@@ -174,11 +211,54 @@ impl<S: Supernet> CandidateModel for SiameseCandidates<S> {
     fn online_prediction(&self, path: &[usize], x: Tensor<4>) -> Tensor<2> {
         let (on, tg) = self.eval();
         // The online candidate is fed by the target prefix (official evaluation).
-        let f = tg.backbone.forward_prefix(plain(x), &self.chosen);
+        let f = self.prefix(&tg.backbone, plain(x));
         let z = on
             .head
             .forward(on.backbone.forward_block(f, &self.chosen, path));
         on.predictor.forward(z)
+    }
+}
+
+/// The prefix of a rated block (the target's chosen paths of the earlier blocks) with its BNs
+/// re-estimated on the calibration batch, exactly as every candidate's copy would hold them
+/// after its own re-estimation. It turns images into the features every candidate sees.
+pub struct PrefixFeatures<S: Supernet> {
+    /// Train-mode copy (calibration features: batch statistics).
+    train: TargetNet<S>,
+    /// Eval-mode copy with the re-estimated statistics (evaluation features).
+    eval: TargetNet<S>,
+    chosen: Vec<BlockPath>,
+}
+
+impl<S: Supernet> PrefixFeatures<S> {
+    /// Re-estimates the prefix's BNs of a copy of `target` on the images `calib`.
+    pub fn new(
+        target: &TargetNet<S>,
+        chosen: &[BlockPath],
+        calibration: &BnCalibration,
+        calib: &Tensor<4>,
+    ) -> Self {
+        let chosen = chosen.to_vec();
+        let train = target.valid().train().no_grad();
+        let calibrated = calibration.recalibrate(train.valid().train().no_grad(), |tg| {
+            let _ = tg.backbone.forward_prefix(calib.clone(), &chosen);
+        });
+        Self {
+            train,
+            eval: calibrated.valid(),
+            chosen,
+        }
+    }
+
+    /// Prefix features of the calibration images, in train mode (what the candidates'
+    /// re-estimation forwards see).
+    pub fn calibration(&self, x: Tensor<4>) -> Tensor<4> {
+        self.train.backbone.forward_prefix(x, &self.chosen)
+    }
+
+    /// Prefix features of evaluation images, in eval mode.
+    pub fn evaluation(&self, x: Tensor<4>) -> Tensor<4> {
+        self.eval.backbone.forward_prefix(plain(x), &self.chosen)
     }
 }
 
@@ -248,7 +328,7 @@ pub fn rate_block<S: Supernet>(
     let recal = options
         .recalibrate_predictor
         .unwrap_or(!cfg.rating.predictor_bn_quirk);
-    let mut model = SiameseCandidates::new(
+    let model = SiameseCandidates::new(
         online,
         target,
         chosen,
@@ -257,7 +337,7 @@ pub fn rate_block<S: Supernet>(
         calib_idx.len(),
     );
     let batches = n.div_ceil(bs);
-    let mut load = |b: usize| -> Result<ViewPair> {
+    let mut views = |b: usize| -> Result<ViewPair> {
         let idx: Vec<usize> = (b * bs..((b + 1) * bs).min(n)).collect();
         Ok(loader
             .load(&idx, epoch, device)
@@ -265,15 +345,37 @@ pub fn rate_block<S: Supernet>(
             .pairs
             .swap_remove(0))
     };
-    let entries = rate_population_streaming(
-        &mut model,
-        population,
-        batches,
-        &mut load,
-        &calib,
-        options.centre,
-        &mut |_, _| {},
-    )?;
+    let entries = if options.cache_prefix && !chosen.is_empty() {
+        let prefix = PrefixFeatures::new(target, chosen, &model.calibration, &calib.1);
+        let calib = (
+            prefix.calibration(calib.0.clone()),
+            prefix.calibration(calib.1.clone()),
+        );
+        let mut load = |b: usize| -> Result<ViewPair> {
+            let (x1, x2) = views(b)?;
+            Ok((prefix.evaluation(x1), prefix.evaluation(x2)))
+        };
+        rate_population_streaming(
+            &mut model.with_prefixed_inputs(),
+            population,
+            batches,
+            &mut load,
+            &calib,
+            options.centre,
+            &mut |_, _| {},
+        )?
+    } else {
+        let mut model = model;
+        rate_population_streaming(
+            &mut model,
+            population,
+            batches,
+            &mut views,
+            &calib,
+            options.centre,
+            &mut |_, _| {},
+        )?
+    };
     Ok(BlockRanking { block, entries })
 }
 

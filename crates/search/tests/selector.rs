@@ -121,3 +121,75 @@ fn rating_is_deterministic_and_leaves_the_trainer_untouched() {
     assert_eq!((r.block, r.candidates), (0, 4));
     assert!(r.files.iter().all(|f| f.is_file()));
 }
+
+#[test]
+fn rating_with_the_prefix_run_once_gives_the_same_scores() {
+    use bossnas_search::bn::BnCalibration;
+    use bossnas_search::select::PrefixFeatures;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny();
+    let data = open_data(&cfg).unwrap();
+    let c = cfg.clone();
+    let mut trainer = Trainer::new(
+        cfg.clone(),
+        TrainOptions {
+            max_steps: Some(2),
+            ..TrainOptions::default()
+        },
+        RunDir::create(dir.path()).unwrap(),
+        data,
+        &Device::flex(),
+        move |d: &Device| nats_supernet(&c, d),
+        false,
+    )
+    .unwrap();
+    trainer
+        .run(&mut ensemble_bootstrap::trainer::LossEmaSelector)
+        .unwrap();
+    let s = trainer.siamese();
+    let dev = trainer.device().clone();
+    let x = |seed: f32| {
+        Tensor::<1>::from_floats(
+            (0..4 * 3 * 8 * 8)
+                .map(|i| (i as f32 * 0.29 + seed).cos())
+                .collect::<Vec<_>>()
+                .as_slice(),
+            &dev,
+        )
+        .reshape([4, 3, 8, 8])
+    };
+    let calib = (x(0.5), x(1.5));
+    let eval = vec![(x(2.0), x(3.0)), (x(4.0), x(5.0))];
+    // Blocks 1 and 2 have a prefix (the chosen paths of the blocks before them).
+    let b0 = s.online.backbone.population(0, &[])[1].clone();
+    let b1 = s.online.backbone.population(1, &[b0.clone()])[2].clone();
+    for chosen in [vec![b0.clone()], vec![b0.clone(), b1]] {
+        let pop = s.online.backbone.population(chosen.len(), &chosen);
+        let mut literal = SiameseCandidates::new(&s.online, &s.target, &chosen, false, true, 4);
+        let a = rate_population(&mut literal, &pop, &eval, &calib).unwrap();
+        let prefix = PrefixFeatures::new(&s.target, &chosen, &BnCalibration::infer(), &calib.1);
+        let pcalib = (
+            prefix.calibration(calib.0.clone()),
+            prefix.calibration(calib.1.clone()),
+        );
+        let peval: Vec<_> = eval
+            .iter()
+            .map(|(u, v)| (prefix.evaluation(u.clone()), prefix.evaluation(v.clone())))
+            .collect();
+        let mut cached = SiameseCandidates::new(&s.online, &s.target, &chosen, false, true, 4)
+            .with_prefixed_inputs();
+        let b = rate_population(&mut cached, &pop, &peval, &pcalib).unwrap();
+        assert_eq!(a.len(), pop.len());
+        for (p, q) in a.iter().zip(&b) {
+            assert_eq!(p.path, q.path, "block {}", chosen.len());
+            assert!(
+                (p.score - q.score).abs() < 1e-6,
+                "block {}: {} vs {}",
+                chosen.len(),
+                p.score,
+                q.score
+            );
+        }
+    }
+}

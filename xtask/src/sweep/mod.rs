@@ -226,7 +226,7 @@ fn run_point(
     let spec: DeviceSpec = cfg.device.parse()?;
     let device = spec.device()?;
     let factory = noise::NoiseProbeFactory {
-        view_epochs: file.rerate_view_epochs.clone(),
+        view_epochs: point.rerate_view_epochs.clone(),
     };
     let meter = meter::Meter::start(&run_dir);
     let outcome = train_search_correlate(
@@ -247,7 +247,8 @@ fn run_point(
         &factory,
     )?;
     let spent = meter.finish();
-    let (correlation, blocks, rerating) = analyse(&cfg, &outcome, truth, &file.rerate_view_epochs)?;
+    let noise_cpu = noise::noise_cpu_seconds(&run_dir);
+    let (correlation, blocks, rerating) = analyse(&cfg, &outcome, truth, &point.rerate_view_epochs)?;
     let images_per_step = (cfg.train.batch_size * cfg.train.accumulation_steps) as u64;
     let nblocks = blocks.len().max(1) as u64;
     let per_block = vec![outcome.global_step / nblocks; blocks.len()];
@@ -264,8 +265,11 @@ fn run_point(
         git_commit: workspace::git_commit(),
         compute: PointCompute {
             spent,
-            search_cpu_s: spent.cpu_s - outcome.correlate_cpu_s,
-            search_wall_s: spent.wall_s - outcome.correlate_s,
+            search_cpu_s: spent.cpu_s - outcome.correlate_cpu_s - noise_cpu,
+            // The extra ratings' wall time is not measured; their CPU share is removed.
+            search_wall_s: (spent.wall_s - outcome.correlate_s)
+                * (1.0 - noise_cpu / spent.cpu_s.max(1e-9)),
+            noise_rating_cpu_s: noise_cpu,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu_model: workspace::cpu_model(),
             optimizer_steps: outcome.global_step,

@@ -13,6 +13,18 @@ use ensemble_bootstrap::trainer::{BlockContext, BlockSelector, BoxError, Selecto
 /// Sub-directory of a run holding the extra rankings.
 pub const NOISE_DIR: &str = "rating-noise";
 
+/// File with the CPU seconds the extra ratings took (summed over resumptions), which the
+/// point's cost leaves out: they measure the rating, they are not part of the search.
+pub const NOISE_COST_FILE: &str = "rating-noise/cpu_seconds.txt";
+
+/// CPU seconds spent on extra ratings in `run` so far.
+pub fn noise_cpu_seconds(run: &Path) -> f64 {
+    std::fs::read_to_string(run.join(NOISE_COST_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// File of block `block`'s ranking with the views of `epoch`.
 pub fn noise_file(run: &Path, block: usize, epoch: u64) -> PathBuf {
     run.join(NOISE_DIR)
@@ -41,6 +53,7 @@ impl SelectorFactory for NoiseProbeFactory {
 impl<S: Supernet> BlockSelector<S> for NoiseProbe {
     fn select(&mut self, ctx: &BlockContext<'_, S>) -> Result<BlockPath, BoxError> {
         let best = PopulationCentreSelector::default().select(ctx)?;
+        let cpu0 = crate::workspace::process_cpu_seconds();
         for &epoch in &self.view_epochs {
             let path = noise_file(ctx.run_dir, ctx.block, epoch);
             if path.is_file() {
@@ -65,6 +78,12 @@ impl<S: Supernet> BlockSelector<S> for NoiseProbe {
             ensemble_bootstrap::checkpoint::atomic_write(
                 &path,
                 serde_json::to_string(&ranking)?.as_bytes(),
+            )?;
+            let spent = noise_cpu_seconds(ctx.run_dir) + crate::workspace::process_cpu_seconds()
+                - cpu0;
+            ensemble_bootstrap::checkpoint::atomic_write(
+                &ctx.run_dir.join(NOISE_COST_FILE),
+                format!("{spent}\n").as_bytes(),
             )?;
         }
         Ok(best)

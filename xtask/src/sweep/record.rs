@@ -43,10 +43,13 @@ pub struct PointResult {
 pub struct PointCompute {
     /// Wall time and process CPU time over all segments, correlation included.
     pub spent: Spent,
-    /// What the search cost a user: `spent` less the correlation with NATS-Bench (which
-    /// only a benchmark does). The curve's x axis.
+    /// What the search cost a user: `spent` less the correlation with NATS-Bench and the
+    /// extra re-ratings (which only a benchmark does). The curve's x axis.
     pub search_cpu_s: f64,
     pub search_wall_s: f64,
+    /// CPU seconds of the extra re-ratings (rating noise), left out of `search_*`.
+    #[serde(default)]
+    pub noise_rating_cpu_s: f64,
     pub threads: usize,
     pub cpu_model: Option<String>,
     pub optimizer_steps: u64,

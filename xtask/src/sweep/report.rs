@@ -462,6 +462,7 @@ mod tests {
                 spent: Spent::default(),
                 search_cpu_s: cpu_min * 60.0,
                 search_wall_s: cpu_min * 30.0,
+                noise_rating_cpu_s: 0.0,
                 threads: 2,
                 cpu_model: None,
                 optimizer_steps: 10,

@@ -15,6 +15,7 @@
 //! name = "cpu-30"
 //! family = "today's protocol"
 //! seeds = [0]                           # optional, replaces the file's seeds
+//! rerate_view_epochs = []               # optional, replaces the file's list
 //! [variant.config]
 //! preset = "nats-c10-cpu"
 //! data = { train_subset = 6144 }
@@ -59,6 +60,8 @@ pub struct VariantSpec {
     #[serde(default)]
     pub note: String,
     pub seeds: Option<Vec<u64>>,
+    /// Replaces the file's `rerate_view_epochs` for this variant.
+    pub rerate_view_epochs: Option<Vec<u64>>,
     /// Layered run config (`preset = …` plus overrides).
     pub config: toml::Table,
 }
@@ -71,6 +74,8 @@ pub struct Point {
     pub note: String,
     pub seed: u64,
     pub config: RunConfig,
+    /// View epochs of the extra ratings (rating noise) of this point.
+    pub rerate_view_epochs: Vec<u64>,
 }
 
 impl Point {
@@ -150,6 +155,10 @@ impl SweepFile {
                     note: v.note.clone(),
                     seed,
                     config,
+                    rerate_view_epochs: v
+                        .rerate_view_epochs
+                        .clone()
+                        .unwrap_or_else(|| self.rerate_view_epochs.clone()),
                 });
             }
         }
