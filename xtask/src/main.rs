@@ -34,7 +34,7 @@ enum Command {
     /// Training throughput of block 0 of a preset on a device (images/s; GPU vs CPU).
     Throughput(throughput::ThroughputArgs),
     /// Time forward+backward of the real blocks and one training step, against PyTorch when
-    /// BENCH_PYTHON is set. Build with --release: `cargo run --release -p xtask -- bench`.
+    /// BENCH_PYTHON is set (`cargo xtask bench`).
     Bench(bench::BenchArgs),
 }
 
