@@ -65,13 +65,17 @@ struct ReproduceArgs {
     /// Stop training after this many optimizer steps (checkpointed; continue with --resume).
     #[arg(long)]
     max_steps: Option<u64>,
-    /// NATS-Bench SSS CIFAR-10 ground truth (default: $BOSSNAS_NATS_TRUTH, else
-    /// ../shared/data/nats-sss/nats_sss_cifar10.csv).
+    /// NATS-Bench SSS CIFAR-10 ground truth (default: nats-sss/nats_sss_cifar10.csv in the
+    /// data directory; copied from ../shared/data or downloaded from the BossNAS repository
+    /// when missing).
     #[arg(long)]
     truth: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
+    /// No progress output.
+    #[arg(long, conflicts_with = "json_progress")]
     quiet: bool,
+    /// Training progress as one JSON object per line on stderr.
+    #[arg(long)]
+    json_progress: bool,
 }
 
 fn main() -> ExitCode {
@@ -109,6 +113,7 @@ fn reproduce(args: ReproduceArgs) -> Result<()> {
         resume: args.resume,
         truth: args.truth,
         quiet: args.quiet,
+        json_progress: args.json_progress,
     };
     let dir = search_suite::run(&suite, &opts)?;
     println!("report: {}", dir.join("report.md").display());

@@ -7,11 +7,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use bench_nats::{CorrelateOptions, GroundTruth, ScoresInput, correlate};
 use bossnas_blocks::device::DeviceSpec;
-use bossnas_datasets::{DataDir, FetchPolicy, ensure};
+use bossnas_datasets::{DataDir, FetchPolicy, NatsFetchPolicy, ensure, ensure_nats};
 use bossnas_search::run::{SearchRequest, search_run};
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use ensemble_bootstrap::checkpoint::{RESOLVED_CONFIG, RunDir};
 use ensemble_bootstrap::config::RunConfig;
+use ensemble_bootstrap::progress::ProgressFormat;
 use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 
 use crate::suite_report::{Compute, DataRecord, NatsRecord, SuiteReport};
@@ -35,10 +36,13 @@ pub struct ReproduceOptions {
     pub max_steps: Option<u64>,
     /// Continue an interrupted run of this suite.
     pub resume: Option<PathBuf>,
-    /// NATS-Bench ground truth CSV (default `$BOSSNAS_NATS_TRUTH`, else shared/data).
+    /// NATS-Bench ground truth CSV (default: `nats-sss/nats_sss_cifar10.csv` in the data
+    /// directory, copied from shared/data or downloaded when missing).
     pub truth: Option<PathBuf>,
-    /// No progress bar.
+    /// No progress output.
     pub quiet: bool,
+    /// Training progress as JSON lines.
+    pub json_progress: bool,
 }
 
 pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
@@ -81,15 +85,48 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
     }
     let spec: DeviceSpec = cfg.device.parse()?;
 
-    let truth_path = opts.truth.clone().unwrap_or_else(workspace::nats_c10_truth);
-    let truth = match suite.nats_c10_truth {
-        TruthNeed::None => None,
-        TruthNeed::IfPresent if !truth_path.is_file() => None,
-        _ => Some(GroundTruth::load(&truth_path).with_context(|| {
+    let truth_path = match (&opts.truth, suite.nats_c10_truth) {
+        (_, TruthNeed::None) => None,
+        (Some(t), _) => Some(t.clone()),
+        (None, need) => {
+            // The data-directory rule, like the datasets: present, else the shared copy beside
+            // the checkout, else the BossNAS repository (pinned commit, SHA-256).
+            let dir = DataDir::resolve(opts.data.as_deref());
+            let policy = NatsFetchPolicy {
+                local_copies: vec![workspace::shared_data()],
+                download: opts.download && need == TruthNeed::Required,
+                ..NatsFetchPolicy::default()
+            };
+            match ensure_nats(&dir.path, &policy) {
+                Ok(nats) => {
+                    if nats.how != "present" {
+                        eprintln!(
+                            "NATS-Bench ground truth: {} ({})",
+                            nats.truth().display(),
+                            nats.how
+                        );
+                    }
+                    Some(nats.truth())
+                }
+                Err(_) if need == TruthNeed::IfPresent => None,
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "suite {} compares with NATS-Bench SSS CIFAR-10 (or pass --truth <csv>)",
+                            suite.name
+                        )
+                    });
+                }
+            }
+        }
+    };
+    let truth = match truth_path {
+        None => None,
+        Some(truth_path) => Some(GroundTruth::load(&truth_path).with_context(|| {
             format!(
                 "suite {} compares with NATS-Bench SSS CIFAR-10: ground truth {} (columns index, \
-                 arch, cifar10_test_acc_hp90; see shared/data/README.md) could not be read; pass \
-                 --truth <csv> or set BOSSNAS_NATS_TRUTH",
+                 arch, cifar10_test_acc_hp90; see docs/reproduce.md) could not be read; pass \
+                 --truth <csv>",
                 suite.name,
                 truth_path.display()
             )
@@ -153,6 +190,11 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
         TrainOptions {
             max_steps: opts.max_steps,
             progress: !opts.quiet,
+            progress_format: if opts.json_progress {
+                ProgressFormat::Json
+            } else {
+                ProgressFormat::Human
+            },
             ..TrainOptions::default()
         },
         run.clone(),
@@ -180,6 +222,12 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
     let searched = search_run(run.root(), &SearchRequest::default())
         .with_context(|| format!("searching {}", run.root().display()))?;
     let search_s = search_started.elapsed().as_secs_f64();
+    if !opts.quiet {
+        eprintln!(
+            "searched ({}): {} (score {:.4})",
+            searched.summary.method, searched.summary.arch_string, searched.summary.score
+        );
+    }
 
     // NATS: how well the block-wise scores rank all 32,768 architectures.
     let correlate_started = Instant::now();
@@ -201,6 +249,24 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
     let correlate_s = correlate_started.elapsed().as_secs_f64();
 
     let images_per_step = (cfg.train.batch_size * cfg.train.accumulation_steps) as u64;
+    // Pictures beside the report: curves, every block's rating, the searched architecture.
+    let figures = bossnas_search::figures::write_run_figures(
+        run.root(),
+        &report_dir.join("figures"),
+        Some(&searched.summary.blocks),
+        truth.as_ref(),
+    )
+    .with_context(|| format!("drawing the figures of {}", run.root().display()))?
+    .into_iter()
+    .map(|mut f| {
+        for p in [&mut f.png, &mut f.svg] {
+            if let Ok(rel) = p.strip_prefix(&report_dir) {
+                *p = rel.to_path_buf();
+            }
+        }
+        f
+    })
+    .collect();
     let report = SuiteReport {
         suite: *suite,
         run_dir: run.root().to_path_buf(),
@@ -226,6 +292,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             max_steps: opts.max_steps,
         },
         git_commit: workspace::git_commit(),
+        figures,
     };
     report.write(&report_dir)?;
     Ok(report_dir)
@@ -274,6 +341,7 @@ mod tests {
             resume: None,
             truth: None,
             quiet: true,
+            json_progress: false,
         }
     }
 

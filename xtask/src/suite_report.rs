@@ -63,6 +63,9 @@ pub struct SuiteReport {
     pub data: DataRecord,
     pub compute: Compute,
     pub git_commit: Option<String>,
+    /// Pictures written beside the report (`figures/`, paths relative to the report), shown
+    /// inline in report.md.
+    pub figures: Vec<bossnas_search::figures::FigureFiles>,
 }
 
 fn hms(s: f64) -> String {
@@ -201,10 +204,15 @@ impl SuiteReport {
         } else {
             let _ = writeln!(
                 md,
-                "| searched architecture | `{}` ({} params, {:.3} G MAdds) | see below | — |",
+                "| searched architecture | `{}` ({} params, {:.3} G MAdds) | {} | — |",
                 r.arch_string,
                 r.params,
-                r.madds as f64 / 1e9
+                r.madds as f64 / 1e9,
+                if s.paper.is_empty() {
+                    "— (no paper figure for this suite)"
+                } else {
+                    "the paper's figures are in the rows below"
+                }
             );
             for p in s.paper {
                 let _ = writeln!(md, "| {} | — | {} | {} |", p.what, p.value, p.source);
@@ -234,6 +242,15 @@ impl SuiteReport {
                 md,
                 "\nThe full correlation report (baselines, MAdds-binned τ-b, top-k, scatter plot) \
                  is in [`correlation/report.md`](correlation/report.md)."
+            );
+        }
+
+        if !self.figures.is_empty() {
+            let _ = writeln!(md, "\n## Figures\n");
+            let _ = write!(
+                md,
+                "{}",
+                bossnas_search::figures::markdown(&self.figures, Path::new(""))
             );
         }
 

@@ -4,6 +4,7 @@
 //! panics with a backtrace on user error.
 
 mod arch_cmd;
+mod locate;
 mod nats_cmd;
 mod retrain_cmd;
 mod search_cmd;
@@ -12,7 +13,7 @@ mod train_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Block-wisely self-supervised NAS (BossNAS) on Burn.
 #[derive(Debug, Parser)]
@@ -47,10 +48,27 @@ enum Command {
     RetrainSanity(retrain_cmd::SanityArgs),
 }
 
+/// Lists the presets in the help of the options that take one (from the preset tables
+/// themselves, so the help cannot go stale).
+fn with_presets(cmd: clap::Command) -> clap::Command {
+    let train = format!(
+        "A preset ({}) or a `.toml`/`.json` config file (ignored with --resume, which uses the \
+         run's config.resolved.toml)",
+        ensemble_bootstrap::config::PRESETS.join(", ")
+    );
+    let recipe = format!(
+        "A recipe preset ({}) or a `.toml`/`.json` recipe file",
+        bossnas_retrain::recipe::PRESETS.join(", ")
+    );
+    cmd.mut_subcommand("train", |c| c.mut_arg("config", |a| a.help(train)))
+        .mut_subcommand("retrain", |c| c.mut_arg("recipe", |a| a.help(recipe)))
+}
+
 fn main() -> ExitCode {
     // Reuse freed tensor buffers instead of re-faulting them (docs/performance.md).
     bossnas_blocks::cpu_alloc::keep_freed_memory();
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&with_presets(Cli::command()).get_matches())
+        .unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Space(cmd) => space_cmd::run(cmd),
         Command::Arch(cmd) => arch_cmd::run(cmd),

@@ -236,9 +236,10 @@ pub struct SanityArgs {
     /// CIFAR-10 directory (e.g. target/data/cifar10_jpeg).
     #[arg(long)]
     data: String,
-    /// NATS-Bench SSS ground truth CSV (nats_sss_cifar10.csv).
+    /// NATS-Bench SSS ground truth CSV [default: nats-sss/nats_sss_cifar10.csv in the data
+    /// directory ($BOSSNAS_DATA, else ~/.cache/bossnas), downloaded when missing].
     #[arg(long)]
-    truth: PathBuf,
+    truth: Option<PathBuf>,
     /// Recipe preset or file.
     #[arg(long, default_value = "nats-cifar-short")]
     recipe: String,
@@ -279,9 +280,10 @@ pub fn sanity(args: SanityArgs) -> Result<()> {
             .map(|a| a.parse().expect("valid default"))
             .collect(),
     };
+    let truth = crate::locate::truth_path(args.truth.clone(), None)?;
     let report = run_sanity(
         &archs,
-        &args.truth,
+        &truth,
         &args.data,
         &recipe,
         &args.out,
