@@ -35,12 +35,18 @@ enum Command {
     #[command(subcommand)]
     Nats(nats_cmd::NatsCommand),
     /// Train a supernet block by block with ensemble bootstrapping.
+    #[command(
+        override_usage = "bossnas train --config <CONFIG> [OPTIONS]\n       bossnas train --resume <RUN DIR> [OPTIONS]"
+    )]
     Train(train_cmd::TrainArgs),
     /// Rate the block a trained run's newest checkpoint is training (population centre).
     Rate(search_cmd::RateArgs),
     /// Block-wise search from a run's rankings, optionally under a MAdds/parameter budget.
     Search(search_cmd::SearchArgs),
     /// Retrain an architecture with a supervised recipe (checkpoints, resume, export).
+    #[command(
+        override_usage = "bossnas retrain --arch <ARCH> --data <DATA> --recipe <RECIPE> [OPTIONS]\n       bossnas retrain --resume <RUN DIR> [--data <DATA>] [OPTIONS]"
+    )]
     Retrain(retrain_cmd::RetrainArgs),
     /// Top-1/top-5 of a retrained run, checkpoint or exported network.
     Eval(retrain_cmd::EvalArgs),
@@ -52,12 +58,12 @@ enum Command {
 /// themselves, so the help cannot go stale).
 fn with_presets(cmd: clap::Command) -> clap::Command {
     let train = format!(
-        "A preset ({}) or a `.toml`/`.json` config file (ignored with --resume, which uses the \
-         run's config.resolved.toml)",
+        "Required unless --resume: a preset ({}) or a `.toml`/`.json` config file (--resume \
+         uses the run's config.resolved.toml)",
         ensemble_bootstrap::config::PRESETS.join(", ")
     );
     let recipe = format!(
-        "A recipe preset ({}) or a `.toml`/`.json` recipe file",
+        "Required unless --resume: a recipe preset ({}) or a `.toml`/`.json` recipe file",
         bossnas_retrain::recipe::PRESETS.join(", ")
     );
     cmd.mut_subcommand("train", |c| c.mut_arg("config", |a| a.help(train)))

@@ -30,11 +30,11 @@ fn device_of(spec: &str) -> Result<(DeviceSpec, Device)> {
 /// Options of `bossnas retrain`.
 #[derive(Debug, Args)]
 pub struct RetrainArgs {
-    /// Architecture: a file (`search/search.json`, `arch.json`), a NATS string
+    /// Required unless --resume. Architecture: a file (`search/search.json`, `arch.json`), a NATS string
     /// (`64:40:48:64:56`), an MBConv code, a HyTra name (`bossnet-t0`) or JSON.
     #[arg(long, required_unless_present = "resume")]
     arch: Option<String>,
-    /// Dataset: a CIFAR-10 directory (binaries or the JPEG tree), an image tree with
+    /// Required unless --resume. Dataset: a CIFAR-10 directory (binaries or the JPEG tree), an image tree with
     /// train/ and val/, or `synthetic`.
     #[arg(long, required_unless_present = "resume")]
     data: Option<String>,
