@@ -4,6 +4,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use ensemble_bootstrap::config::SpaceKind;
+use ensemble_bootstrap::progress::path_label;
+
 use anyhow::{Context, Result};
 use bench_nats::Report as CorrelationReport;
 use bossnas_search::output::SearchSummary;
@@ -233,9 +236,19 @@ impl SuiteReport {
              score Σ(L_k + {}) = {:.5}.\n",
             r.arch_string, r.space, r.method, r.params, r.madds, r.offset, r.score
         );
-        let _ = writeln!(md, "| block | path | loss L_k |\n|---|---|---|");
+        let kind = match r.space.as_str() {
+            "hytra" => Some(SpaceKind::Hytra),
+            "mbconv" => Some(SpaceKind::Mbconv),
+            "nats" => Some(SpaceKind::Nats),
+            _ => None,
+        };
+        let _ = writeln!(
+            md,
+            "| block | path | candidate indices | loss L_k |\n|---|---|---|---|"
+        );
         for (k, (p, l)) in r.blocks.iter().zip(&r.block_losses).enumerate() {
-            let _ = writeln!(md, "| {k} | {p:?} | {l:.5} |");
+            let label = kind.map_or("—".into(), |kind| path_label(kind, p));
+            let _ = writeln!(md, "| {k} | `{label}` | {p:?} | {l:.5} |");
         }
         if self.nats.is_some() {
             let _ = writeln!(

@@ -70,6 +70,13 @@ fn de<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String 
     e.to_string()
 }
 
+/// Tick labels with as many decimals as the axis range needs (scores may differ by 1e-6).
+fn ticks(lo: f64, hi: f64) -> impl Fn(&f64) -> String {
+    let range = (hi - lo).abs().max(1e-12);
+    let decimals = (2.0 - range.log10().floor()).clamp(0.0, 9.0) as usize;
+    move |v: &f64| format!("{v:.decimals$}")
+}
+
 fn span(v: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
         (a.min(x), b.max(x))
@@ -145,7 +152,7 @@ impl Figure for TrainingCurves {
             let mut b = ChartBuilder::on(area);
             b.margin(8);
             if text {
-                b.x_label_area_size(28).y_label_area_size(70);
+                b.x_label_area_size(28).y_label_area_size(95);
             }
             let mut chart = b.build_cartesian_2d(0.0..x_max, y0..y1).map_err(de)?;
             if text {
@@ -154,6 +161,7 @@ impl Figure for TrainingCurves {
                     .y_desc(name)
                     .x_desc("optimizer step")
                     .x_label_formatter(&|x| format!("{x:.0}"))
+                    .y_label_formatter(&ticks(y0, y1))
                     .label_style((FAMILY, 13))
                     .axis_desc_style((FAMILY, 14))
                     .light_line_style(GRID)
@@ -276,8 +284,7 @@ impl Figure for RatingBars {
                 String::new()
             }
         };
-        let mut rows: Vec<(&str, &[f64])> =
-            vec![("score (distance, lower is better)", &self.scores)];
+        let mut rows: Vec<(&str, &[f64])> = vec![("score (lower is better)", &self.scores)];
         if let Some((name, acc)) = &self.accuracy {
             rows.push((name, acc));
         }
@@ -290,14 +297,16 @@ impl Figure for RatingBars {
             b.margin(10);
             if text {
                 b.x_label_area_size(if show_labels { 48 } else { 30 })
-                    .y_label_area_size(70);
+                    .y_label_area_size(95);
             }
             let mut chart = b
                 .build_cartesian_2d(-0.6..(n as f64 - 0.4), y0..y1)
                 .map_err(de)?;
             if text {
+                let fmt_y = ticks(y0, y1);
                 let mut mesh = chart.configure_mesh();
                 mesh.y_desc(name)
+                    .y_label_formatter(&fmt_y)
                     .x_desc(if show_labels {
                         "candidate (rank order)"
                     } else {
@@ -382,6 +391,7 @@ impl Figure for NatsStrip {
                     }
                 })
                 .y_desc("channels")
+                .y_label_formatter(&|y| format!("{y:.0}"))
                 .y_labels(9)
                 .label_style((FAMILY, 13))
                 .axis_desc_style((FAMILY, 14))

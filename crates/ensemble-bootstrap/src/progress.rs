@@ -135,6 +135,8 @@ pub struct TrainProgress {
     started: Instant,
     /// Global step when this process started (for the ETA of a resumed run).
     first_step: u64,
+    /// The last checkpoint reported (the run's end re-saves the block end's checkpoint).
+    last_checkpoint: Option<std::path::PathBuf>,
 }
 
 impl TrainProgress {
@@ -164,6 +166,7 @@ impl TrainProgress {
             total_steps,
             started: Instant::now(),
             first_step: done,
+            last_checkpoint: None,
         }
     }
 
@@ -250,6 +253,10 @@ impl TrainProgress {
 
     /// A checkpoint was written.
     pub fn checkpoint(&mut self, global_step: u64, dir: &Path) {
+        if self.last_checkpoint.as_deref() == Some(dir) {
+            return;
+        }
+        self.last_checkpoint = Some(dir.to_path_buf());
         let elapsed = self.elapsed();
         match &self.sink {
             // The bar line is the block's; checkpoints are in the run directory.

@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+use bench_nats::GroundTruth;
 use bench_nats::figures::{
     HytraFabric, NatsStrip, RatingBars, TrainingCurves, read_metrics, save_both,
 };
-use bench_nats::{AccuracyColumn, GroundTruth};
 use ensemble_bootstrap::checkpoint::METRICS;
 use ensemble_bootstrap::progress::path_label;
 use hytra_space::hytra::{Op, OpKind, Scale};
@@ -98,21 +98,13 @@ pub fn write_run_figures(
                     .iter()
                     .map(|e| sum.get(&e.path).map(|(s, n)| s / *n as f64))
                     .collect();
-                acc.map(|a| {
-                    (
-                        format!(
-                            "mean NATS-Bench acc. (%) of archs with it ({})",
-                            AccuracyColumn::Cifar10TestHp90.name()
-                        ),
-                        a,
-                    )
-                })
+                acc.map(|a| ("mean NATS acc. (%)".to_string(), a))
             }
             _ => None,
         };
         let fig = RatingBars {
             title: format!(
-                "block {k}: {} candidates rated by distance to the population centre",
+                "block {k}: {} candidates, population-centre score",
                 scores.len()
             ),
             labels,
@@ -120,10 +112,15 @@ pub fn write_run_figures(
             winner: 0,
             accuracy,
         };
-        add(
-            format!("Rating of block {k} (sorted, the chosen candidate in red)"),
-            save_both(out, &format!("rating_block{k}"), &fig),
-        )?;
+        let caption = if fig.accuracy.is_some() {
+            format!(
+                "Rating of block {k}: scores sorted, the chosen candidate in red; below, the mean \
+                 NATS-Bench test accuracy (hp90) of the architectures containing each candidate"
+            )
+        } else {
+            format!("Rating of block {k}: scores sorted, the chosen candidate in red")
+        };
+        add(caption, save_both(out, &format!("rating_block{k}"), &fig))?;
     }
 
     if let Some(blocks) = blocks {
