@@ -240,6 +240,9 @@ impl TrainProgress {
                     .unwrap_or_else(|| block_bar(block, self.steps_per_block));
                 bar.set_position(self.steps_per_block);
                 bar.finish_with_message(format!("best {label} of {candidates} ({elapsed})"));
+                // indicatif leaves the cursor on the finished line: the next block's bar (or
+                // the command's result) starts on a line of its own.
+                eprintln!();
             }
             Sink::Log { .. } => eprintln!(
                 "[{elapsed}] block {block} rated: best {label} of {candidates} candidates"
@@ -281,6 +284,7 @@ impl TrainProgress {
                 // A bar of an unfinished block stays as it was when the run stopped.
                 if let Some(bar) = bar.take() {
                     bar.abandon();
+                    eprintln!();
                 }
             }
             Sink::Log { .. } => eprintln!(
