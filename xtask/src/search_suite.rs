@@ -141,7 +141,11 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             data_dir: None,
         },
         Some(dataset) => {
-            let dir = DataDir::resolve(opts.data.as_deref());
+            let mut dir = DataDir::resolve(opts.data.as_deref());
+            // Absolute, so the run's saved config does not depend on the working folder.
+            if let Ok(abs) = std::path::absolute(&dir.path) {
+                dir.path = abs;
+            }
             let policy = FetchPolicy {
                 local_archives: match dataset {
                     bossnas_datasets::Dataset::Cifar10 => vec![workspace::shared_cifar10_jpeg()],

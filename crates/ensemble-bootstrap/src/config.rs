@@ -550,8 +550,13 @@ impl RunConfig {
         })?;
         let json = path.extension().is_some_and(|e| e == "json");
         let mut config = Self::parse(&text, json, path)?;
-        // A config file names its data relative to itself, so it works from any folder.
-        if config.data.root.is_relative() && !config.data.root.as_os_str().is_empty() {
+        // A config file names its data relative to itself, so it works from any folder. A run's
+        // own `config.resolved.toml` is left as saved (runs of older versions saved roots
+        // relative to the working folder; new runs save absolute ones).
+        let resolved = path
+            .file_name()
+            .is_some_and(|n| n == crate::checkpoint::RESOLVED_CONFIG);
+        if !resolved && config.data.root.is_relative() && !config.data.root.as_os_str().is_empty() {
             let base = path.parent().unwrap_or(Path::new("."));
             config.data.root = std::path::absolute(base.join(&config.data.root))
                 .unwrap_or_else(|_| base.join(&config.data.root));
@@ -992,5 +997,18 @@ mod tests {
         };
         let saved = c2.save_resolved(&sub).unwrap();
         assert_eq!(RunConfig::load(&saved).unwrap().data.root, abs);
+        // A run's saved config is read as saved (older runs kept cwd-relative roots).
+        let rel = RunConfig {
+            data: DataConfig {
+                root: PathBuf::from("target/data/cifar10_jpeg"),
+                ..c2.data.clone()
+            },
+            ..c2
+        };
+        let saved = rel.save_resolved(&sub).unwrap();
+        assert_eq!(
+            RunConfig::load(&saved).unwrap().data.root,
+            PathBuf::from("target/data/cifar10_jpeg")
+        );
     }
 }
