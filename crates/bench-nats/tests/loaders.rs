@@ -90,7 +90,7 @@ fn truth_loader_validates_and_names_file_and_line() {
         None
     );
     let scores = ScoresInput::from_csv(
-        &dir.file("s.csv", "arch,score\n8:8:8:8:8,1\n8:8:8:8:16,2\n"),
+        dir.file("s.csv", "arch,score\n8:8:8:8:8,1\n8:8:8:8:16,2\n"),
         None,
     )
     .unwrap();

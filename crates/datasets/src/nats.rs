@@ -383,7 +383,7 @@ fn parse_path_rank(
             .ok_or_else(|| bad(origin, i + 1, format!("unexpected line {line:?}")))?;
         items.push((i + 1, item.trim().to_string()));
     }
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(bad(
             origin,
             text.lines().count(),
