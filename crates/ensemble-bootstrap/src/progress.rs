@@ -1,6 +1,11 @@
-//! Terminal progress for training runs: an indicatif bar over all optimizer steps of the run,
-//! showing block, loss, learning rate, EMA momentum and throughput. Hidden in tests
-//! ([`Progress::hidden`]); messages then go nowhere, metrics still go to `metrics.jsonl`.
+//! Progress of training runs.
+//!
+//! - [`TrainProgress`]: the supernet trainer's report, read by a person on a terminal (one
+//!   line per block), by a log (plain lines every [`LOG_EVERY`] and at every block end,
+//!   rating and checkpoint) or by a tool (JSON lines); paths in their space's notation
+//!   ([`path_label`]).
+//! - [`Progress`]: a plain indicatif bar over all steps (supervised retraining). Hidden in
+//!   tests ([`Progress::hidden`]); metrics still go to `metrics.jsonl`.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
