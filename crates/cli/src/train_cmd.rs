@@ -83,10 +83,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     // One rule for every command (crate::locate): --data, else $BOSSNAS_DATA, else the cache;
     // a config file's own data.root (relative to the file) counts as given.
-    if args.data.is_some() || cfg.data.root.as_os_str().is_empty() {
-        if let Some(root) = crate::locate::dataset_root(cfg.data.dataset, args.data.as_deref())? {
-            cfg.data.root = root;
-        }
+    if (args.data.is_some() || cfg.data.root.as_os_str().is_empty())
+        && let Some(root) = crate::locate::dataset_root(cfg.data.dataset, args.data.as_deref())?
+    {
+        cfg.data.root = root;
     }
     if let Some(d) = &args.device {
         cfg.device = d.clone();
