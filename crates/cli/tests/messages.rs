@@ -61,6 +61,9 @@ fn a_log_gets_plain_lines_and_a_tool_gets_json() {
             "{stderr}"
         );
     }
+    // The first step shows at once (with its speed), then every 30 s and at block ends.
+    assert!(stderr.contains("] block 0 step 1/4 loss "), "{stderr}");
+    assert!(stderr.contains("] block 0 step 4/4 loss "), "{stderr}");
     assert!(stderr.contains("checkpoint at step"), "{stderr}");
     assert!(stderr.contains("] finished at step"), "{stderr}");
     // tiny: widths [4, 8] stand for NATS 8 and 16, e.g. "best 16:8 of 4 candidates".

@@ -81,7 +81,8 @@ use crate::config::SpaceKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProgressFormat {
     /// For people: one live line per block on a terminal; on a log (stderr not a terminal) a
-    /// plain line every [`LOG_EVERY`] and at every block end, checkpoint and rating.
+    /// plain line at the first step, every [`LOG_EVERY`] and at every block end, checkpoint
+    /// and rating.
     #[default]
     Human,
     /// One JSON object per event and line on stderr (`"event": "step" | "block_end" |
@@ -125,8 +126,10 @@ enum Sink {
     Hidden,
     /// A bar per block; finished bars stay on screen as the block's line.
     Terminal(Option<ProgressBar>),
+    /// `last`: when the last step line was printed (`None`: none yet, so the first step of
+    /// the process shows at once, with its speed).
     Log {
-        last: Instant,
+        last: Option<Instant>,
     },
     Json,
 }
@@ -160,9 +163,7 @@ impl TrainProgress {
             (true, ProgressFormat::Human) if std::io::stderr().is_terminal() => {
                 Sink::Terminal(None)
             }
-            (true, ProgressFormat::Human) => Sink::Log {
-                last: Instant::now(),
-            },
+            (true, ProgressFormat::Human) => Sink::Log { last: None },
         };
         Self {
             sink,
@@ -215,8 +216,8 @@ impl TrainProgress {
                 ));
             }
             Sink::Log { last } => {
-                if last.elapsed() >= LOG_EVERY || block_step == steps_per_block {
-                    *last = Instant::now();
+                if last.is_none_or(|t| t.elapsed() >= LOG_EVERY) || block_step == steps_per_block {
+                    *last = Some(Instant::now());
                     eprintln!(
                         "[{elapsed}] block {block} step {block_step}/{steps_per_block} loss \
                          {loss:+.4} lr {lr:.4} m {momentum:.5} {images_per_s:.1} img/s eta {}",
