@@ -2,7 +2,7 @@
 # GPU check: build with burn-wgpu (Vulkan), run the smoke suite on the GPU, time a NATS-SSS
 # block-0 epoch (nats-c10-paper: batch 256, 8 paths, 2 views) on the GPU, time a few steps of
 # the same on the CPU, and print images/s and the speed-up. Sized for < 8 min on one H100
-# (16 cores): ~4-5 min release build, ~1 min JIT + epoch, ~1 min CPU steps.
+# (16 cores): ~4-5 min build, ~1 min JIT + epoch, ~1 min CPU steps.
 #
 # Usage: scripts/gpu-check.sh [out-dir]        (default reports/gpu-check)
 # Env:   GPU_CHECK_CPU_STEPS (default 3), GPU_DEVICE (default wgpu)
@@ -35,11 +35,11 @@ if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$nvidia_icd" ]; then
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 
-echo "== build (release, features wgpu)"
+echo "== build (dev profile, features wgpu)"
 t=$(date +%s)
-cargo build --release -p xtask --features wgpu 2>&1 | tail -3
+cargo build -p xtask --features wgpu 2>&1 | tail -3
 echo "build: $(( $(date +%s) - t )) s" | tee "$out/build.txt"
-xtask=target/release/xtask
+xtask=target/debug/xtask
 
 echo "== smoke suite on $device"
 t=$(date +%s)

@@ -35,7 +35,7 @@ enum Command {
     /// Training throughput of block 0 of a preset on a device (images/s; GPU vs CPU).
     Throughput(throughput::ThroughputArgs),
     /// Time forward+backward of the real blocks and one training step, against PyTorch when
-    /// BENCH_PYTHON is set. Build with --release: `cargo run --release -p xtask -- bench`.
+    /// BENCH_PYTHON is set (`cargo xtask bench`).
     Bench(bench::BenchArgs),
     /// Run a grid of protocol variants × seeds (resumable), one JSON result per point, and
     /// the τ-b-against-CPU-minutes report (docs/search-quality.md).
@@ -69,13 +69,17 @@ struct ReproduceArgs {
     /// Stop training after this many optimizer steps (checkpointed; continue with --resume).
     #[arg(long)]
     max_steps: Option<u64>,
-    /// NATS-Bench SSS CIFAR-10 ground truth (default: $BOSSNAS_NATS_TRUTH, else
-    /// ../shared/data/nats-sss/nats_sss_cifar10.csv).
+    /// NATS-Bench SSS CIFAR-10 ground truth (default: nats-sss/nats_sss_cifar10.csv in the
+    /// data directory; copied from ../shared/data or downloaded from the BossNAS repository
+    /// when missing).
     #[arg(long)]
     truth: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
+    /// No progress output.
+    #[arg(long, conflicts_with = "json_progress")]
     quiet: bool,
+    /// Training progress as one JSON object per line on stderr.
+    #[arg(long)]
+    json_progress: bool,
 }
 
 fn main() -> ExitCode {
@@ -114,6 +118,7 @@ fn reproduce(args: ReproduceArgs) -> Result<()> {
         resume: args.resume,
         truth: args.truth,
         quiet: args.quiet,
+        json_progress: args.json_progress,
     };
     let dir = search_suite::run(&suite, &opts)?;
     println!("report: {}", dir.join("report.md").display());

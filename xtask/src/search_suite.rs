@@ -7,11 +7,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use bench_nats::{CorrelateOptions, GroundTruth, ScoresInput, correlate};
 use bossnas_blocks::device::DeviceSpec;
-use bossnas_datasets::{DataDir, FetchPolicy, ensure};
+use bossnas_datasets::{DataDir, FetchPolicy, NatsFetchPolicy, ensure, ensure_nats};
 use bossnas_search::run::{SearchRequest, search_run};
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use ensemble_bootstrap::checkpoint::{RESOLVED_CONFIG, RunDir};
 use ensemble_bootstrap::config::RunConfig;
+use ensemble_bootstrap::progress::ProgressFormat;
 use ensemble_bootstrap::trainer::{SelectorFactory, TrainOptions, train_space};
 
 use crate::suite_report::{
@@ -38,10 +39,13 @@ pub struct ReproduceOptions {
     pub max_steps: Option<u64>,
     /// Continue an interrupted run of this suite.
     pub resume: Option<PathBuf>,
-    /// NATS-Bench ground truth CSV (default `$BOSSNAS_NATS_TRUTH`, else shared/data).
+    /// NATS-Bench ground truth CSV (default: `nats-sss/nats_sss_cifar10.csv` in the data
+    /// directory, copied from shared/data or downloaded when missing).
     pub truth: Option<PathBuf>,
-    /// No progress bar.
+    /// No progress output.
     pub quiet: bool,
+    /// Training progress as JSON lines.
+    pub json_progress: bool,
 }
 
 pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
@@ -84,7 +88,13 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
     }
     let spec: DeviceSpec = cfg.device.parse()?;
 
-    let truth = load_truth(suite, opts.truth.as_deref())?;
+    let truth = load_truth(
+        suite.nats_c10_truth,
+        &format!("suite {}", suite.name),
+        opts.truth.as_deref(),
+        opts.data.as_deref(),
+        opts.download,
+    )?;
     let data = match suite.dataset {
         None => DataRecord {
             dataset: "synthetic images (preset)".into(),
@@ -118,6 +128,11 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             correlation_dir: report_dir.join("correlation"),
             max_steps: opts.max_steps,
             quiet: opts.quiet,
+            progress_format: if opts.json_progress {
+                ProgressFormat::Json
+            } else {
+                ProgressFormat::Human
+            },
         },
         &PopulationCentreSelectorFactory::default(),
     )?;
@@ -133,6 +148,24 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
     } = outcome;
 
     let images_per_step = (cfg.train.batch_size * cfg.train.accumulation_steps) as u64;
+    // Pictures beside the report: curves, every block's rating, the searched architecture.
+    let figures = bossnas_search::figures::write_run_figures(
+        run.root(),
+        &report_dir.join("figures"),
+        Some(&searched.summary.blocks),
+        truth.as_ref(),
+    )
+    .with_context(|| format!("drawing the figures of {}", run.root().display()))?
+    .into_iter()
+    .map(|mut f| {
+        for p in [&mut f.png, &mut f.svg] {
+            if let Ok(rel) = p.strip_prefix(&report_dir) {
+                *p = rel.to_path_buf();
+            }
+        }
+        f
+    })
+    .collect();
     let report = SuiteReport {
         suite: *suite,
         run_dir: run.root().to_path_buf(),
@@ -163,6 +196,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             None => Vec::new(),
         },
         sweep: suite.sweep.and_then(|sw| sweep_section(sw, &report_dir)),
+        figures,
     };
     report.write(&report_dir)?;
     Ok(report_dir)
@@ -204,23 +238,56 @@ fn sweep_section(sw: SweepRef, report_dir: &Path) -> Option<SweepSection> {
     })
 }
 
-/// Loads the NATS-Bench CIFAR-10 ground truth a suite needs (`None` when it needs none, or
-/// when the smoke suite finds none).
-pub fn load_truth(suite: &SearchSuite, truth: Option<&Path>) -> Result<Option<GroundTruth>> {
-    let truth_path = truth.map_or_else(workspace::nats_c10_truth, Path::to_path_buf);
-    Ok(match suite.nats_c10_truth {
-        TruthNeed::None => None,
-        TruthNeed::IfPresent if !truth_path.is_file() => None,
-        _ => Some(GroundTruth::load(&truth_path).with_context(|| {
-            format!(
-                "suite {} compares with NATS-Bench SSS CIFAR-10: ground truth {} (columns index, \
-                 arch, cifar10_test_acc_hp90; see shared/data/README.md) could not be read; pass \
-                 --truth <csv> or set BOSSNAS_NATS_TRUTH",
-                suite.name,
-                truth_path.display()
-            )
-        })?),
-    })
+/// Loads the NATS-Bench CIFAR-10 ground truth a protocol needs: `--truth`, else the data
+/// directory's copy (present, else copied from shared/data beside the checkout, else
+/// downloaded from the BossNAS repository at a pinned commit, SHA-256 checked). `None` when
+/// `need` is [`TruthNeed::None`], or [`TruthNeed::IfPresent`] and none is to be had.
+pub fn load_truth(
+    need: TruthNeed,
+    who: &str,
+    truth: Option<&Path>,
+    data: Option<&Path>,
+    download: bool,
+) -> Result<Option<GroundTruth>> {
+    let truth_path = match (truth, need) {
+        (_, TruthNeed::None) => return Ok(None),
+        (Some(t), _) => t.to_path_buf(),
+        (None, need) => {
+            let dir = DataDir::resolve(data);
+            let policy = NatsFetchPolicy {
+                local_copies: vec![workspace::shared_data()],
+                download: download && need == TruthNeed::Required,
+                ..NatsFetchPolicy::default()
+            };
+            match ensure_nats(&dir.path, &policy) {
+                Ok(nats) => {
+                    if nats.how != "present" {
+                        eprintln!(
+                            "NATS-Bench ground truth: {} ({})",
+                            nats.truth().display(),
+                            nats.how
+                        );
+                    }
+                    nats.truth()
+                }
+                Err(_) if need == TruthNeed::IfPresent => return Ok(None),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "{who} compares with NATS-Bench SSS CIFAR-10 (or pass --truth <csv>)"
+                        )
+                    });
+                }
+            }
+        }
+    };
+    Ok(Some(GroundTruth::load(&truth_path).with_context(|| {
+        format!(
+            "{who} compares with NATS-Bench SSS CIFAR-10: ground truth {} (columns index, arch, \
+             cifar10_test_acc_hp90; see docs/reproduce.md) could not be read; pass --truth <csv>",
+            truth_path.display()
+        )
+    })?))
 }
 
 /// Finds (unpacking or downloading when allowed) `dataset` in the data directory.
@@ -230,7 +297,11 @@ pub fn locate_data(
     data: Option<&Path>,
     download: bool,
 ) -> Result<DataRecord> {
-    let dir = DataDir::resolve(data);
+    let mut dir = DataDir::resolve(data);
+    // Absolute, so the run's saved config does not depend on the working folder.
+    if let Ok(abs) = std::path::absolute(&dir.path) {
+        dir.path = abs;
+    }
     let policy = FetchPolicy {
         local_archives: match dataset {
             bossnas_datasets::Dataset::Cifar10 => vec![workspace::shared_cifar10_jpeg()],
@@ -270,8 +341,10 @@ pub struct Stages<'a> {
     pub correlation_dir: PathBuf,
     /// Stop training after this many optimizer steps.
     pub max_steps: Option<u64>,
-    /// No progress bar.
+    /// No progress output.
     pub quiet: bool,
+    /// Training progress for people or as JSON lines.
+    pub progress_format: ProgressFormat,
 }
 
 /// What one protocol run produced.
@@ -316,6 +389,7 @@ pub fn train_search_correlate<F: SelectorFactory>(
         TrainOptions {
             max_steps: stages.max_steps,
             progress: !stages.quiet,
+            progress_format: stages.progress_format,
             ..TrainOptions::default()
         },
         run.clone(),
@@ -343,6 +417,12 @@ pub fn train_search_correlate<F: SelectorFactory>(
     let searched = search_run(run.root(), &SearchRequest::default())
         .with_context(|| format!("searching {}", run.root().display()))?;
     let search_s = search_started.elapsed().as_secs_f64();
+    if !stages.quiet {
+        eprintln!(
+            "searched ({}): {} (score {:.4})",
+            searched.summary.method, searched.summary.arch_string, searched.summary.score
+        );
+    }
 
     // NATS: how well the block-wise scores rank all 32,768 architectures.
     let correlate_started = Instant::now();
@@ -418,6 +498,7 @@ mod tests {
             resume: None,
             truth: None,
             quiet: true,
+            json_progress: false,
         }
     }
 

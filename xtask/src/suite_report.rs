@@ -4,6 +4,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use ensemble_bootstrap::config::SpaceKind;
+use ensemble_bootstrap::progress::path_label;
+
 use anyhow::{Context, Result};
 use bench_nats::Report as CorrelationReport;
 use bossnas_search::output::SearchSummary;
@@ -67,6 +70,9 @@ pub struct SuiteReport {
     pub protocol_diff: Vec<ConfigDifference>,
     /// What the suite's sweep measured for this protocol and the budgets around it.
     pub sweep: Option<SweepSection>,
+    /// Pictures written beside the report (`figures/`, paths relative to the report), shown
+    /// inline in report.md.
+    pub figures: Vec<bossnas_search::figures::FigureFiles>,
 }
 
 /// One config key that differs from the paper's preset.
@@ -291,10 +297,15 @@ impl SuiteReport {
         } else {
             let _ = writeln!(
                 md,
-                "| searched architecture | `{}` ({} params, {:.3} G MAdds) | see below | — |",
+                "| searched architecture | `{}` ({} params, {:.3} G MAdds) | {} | — |",
                 r.arch_string,
                 r.params,
-                r.madds as f64 / 1e9
+                r.madds as f64 / 1e9,
+                if s.paper.is_empty() {
+                    "— (no paper figure for this suite)"
+                } else {
+                    "the paper's figures are in the rows below"
+                }
             );
             for p in s.paper {
                 let _ = writeln!(md, "| {} | — | {} | {} |", p.what, p.value, p.source);
@@ -315,9 +326,19 @@ impl SuiteReport {
              score Σ(L_k + {}) = {:.5}.\n",
             r.arch_string, r.space, r.method, r.params, r.madds, r.offset, r.score
         );
-        let _ = writeln!(md, "| block | path | loss L_k |\n|---|---|---|");
+        let kind = match r.space.as_str() {
+            "hytra" => Some(SpaceKind::Hytra),
+            "mbconv" => Some(SpaceKind::Mbconv),
+            "nats" => Some(SpaceKind::Nats),
+            _ => None,
+        };
+        let _ = writeln!(
+            md,
+            "| block | path | candidate indices | loss L_k |\n|---|---|---|---|"
+        );
         for (k, (p, l)) in r.blocks.iter().zip(&r.block_losses).enumerate() {
-            let _ = writeln!(md, "| {k} | {p:?} | {l:.5} |");
+            let label = kind.map_or("—".into(), |kind| path_label(kind, p));
+            let _ = writeln!(md, "| {k} | `{label}` | {p:?} | {l:.5} |");
         }
         if self.nats.is_some() {
             let _ = writeln!(
@@ -349,6 +370,14 @@ impl SuiteReport {
             if let Some(c) = &sw.curve {
                 let _ = writeln!(md, "\n![τ-b against CPU-minutes]({c})");
             }
+        }
+        if !self.figures.is_empty() {
+            let _ = writeln!(md, "\n## Figures\n");
+            let _ = write!(
+                md,
+                "{}",
+                bossnas_search::figures::markdown(&self.figures, Path::new(""))
+            );
         }
 
         let _ = writeln!(md, "\n## Compute\n");

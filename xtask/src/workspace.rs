@@ -23,14 +23,6 @@ pub fn shared_cifar10_jpeg() -> PathBuf {
     shared_data().join("cifar10-jpeg/cifar10-jpeg.tar.gz")
 }
 
-/// The NATS-Bench SSS CIFAR-10 ground truth: `$BOSSNAS_NATS_TRUTH`, else the shared copy.
-pub fn nats_c10_truth() -> PathBuf {
-    match std::env::var_os("BOSSNAS_NATS_TRUTH") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => shared_data().join("nats-sss/nats_sss_cifar10.csv"),
-    }
-}
-
 /// `git rev-parse --short HEAD` of the workspace, when git and a repository are there.
 pub fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git")

@@ -21,6 +21,7 @@
 
 mod csvio;
 pub mod error;
+pub mod figures;
 pub mod plot;
 pub mod potential;
 pub mod report;

@@ -120,6 +120,14 @@ impl ScoresInput {
     /// Matches entries to the ground truth by arch.
     pub fn align(&self, truth: &GroundTruth, column: AccuracyColumn) -> Result<Aligned> {
         self.validate()?;
+        if !truth.has(column) {
+            return Err(Error::Options(format!(
+                "the ground truth {} has no column {:?} (the copy converted from the BossNAS \
+                 repository holds only cifar10_test_acc_hp90)",
+                truth.path.display(),
+                column.name()
+            )));
+        }
         let acc = truth.accuracy(column);
         let mut out = Aligned {
             rows: Vec::new(),

@@ -69,17 +69,13 @@ pub struct GroundTruth {
     pub archs: Vec<NatsArch>,
     /// `cifar10_test_acc_hp90`, percent.
     pub cifar10_test_acc_hp90: Vec<f64>,
-    /// `cifar10valid_valid_acc_hp90`, percent.
+    /// `cifar10valid_valid_acc_hp90`, percent; empty when the file has no such column (the
+    /// copy converted from the BossNAS repository holds only the test accuracy).
     pub cifar10valid_valid_acc_hp90: Vec<f64>,
 }
 
-/// Columns the ground-truth file must have.
-pub const TRUTH_COLUMNS: [&str; 4] = [
-    "index",
-    "arch",
-    "cifar10_test_acc_hp90",
-    "cifar10valid_valid_acc_hp90",
-];
+/// Columns the ground-truth file must have (`cifar10valid_valid_acc_hp90` is optional).
+pub const TRUTH_COLUMNS: [&str; 3] = ["index", "arch", "cifar10_test_acc_hp90"];
 
 impl GroundTruth {
     /// Reads and validates the file: required header columns, `index` equal to the row
@@ -88,8 +84,9 @@ impl GroundTruth {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let mut csv = CsvFile::open(path)?;
-        let [ci, ca, ct, cv] = TRUTH_COLUMNS.map(|c| csv.column(c));
-        let (ci, ca, ct, cv) = (ci?, ca?, ct?, cv?);
+        let [ci, ca, ct] = TRUTH_COLUMNS.map(|c| csv.column(c));
+        let (ci, ca, ct) = (ci?, ca?, ct?);
+        let cv = csv.optional_column(AccuracyColumn::Cifar10ValidValidHp90.name());
         let width_cols: Vec<Option<usize>> = (0..5)
             .map(|k| csv.optional_column(&format!("c{k}")))
             .collect();
@@ -117,8 +114,9 @@ impl GroundTruth {
                 }
             }
             let t = row.finite(ct, "cifar10_test_acc_hp90")?;
-            let v = row.finite(cv, "cifar10valid_valid_acc_hp90")?;
-            for (name, x) in [("cifar10_test_acc_hp90", t), ("cifar10valid_valid_acc_hp90", v)] {
+            let v = cv.map(|cv| row.finite(cv, "cifar10valid_valid_acc_hp90")).transpose()?;
+            for (name, x) in [("cifar10_test_acc_hp90", Some(t)), ("cifar10valid_valid_acc_hp90", v)] {
+                let Some(x) = x else { continue };
                 if !(0.0..=100.0).contains(&x) {
                     return Err(row.err(format!("column {name:?}: accuracy {x} is outside [0, 100]")));
                 }
@@ -128,7 +126,7 @@ impl GroundTruth {
             }
             archs.push(arch);
             test.push(t);
-            valid.push(v);
+            valid.extend(v);
             Ok(())
         })?;
         if archs.is_empty() {
@@ -161,7 +159,13 @@ impl GroundTruth {
         self.archs.len() == NATS_SIZE
     }
 
-    /// The accuracies of one column, in index order.
+    /// Whether the file had this accuracy column.
+    pub fn has(&self, column: AccuracyColumn) -> bool {
+        self.accuracy(column).len() == self.archs.len()
+    }
+
+    /// The accuracies of one column, in index order (empty when the file lacks it, see
+    /// [`GroundTruth::has`]).
     pub fn accuracy(&self, column: AccuracyColumn) -> &[f64] {
         match column {
             AccuracyColumn::Cifar10TestHp90 => &self.cifar10_test_acc_hp90,
@@ -177,7 +181,8 @@ impl GroundTruth {
 
     /// Accuracy of one architecture.
     pub fn accuracy_of(&self, arch: &NatsArch, column: AccuracyColumn) -> Option<f64> {
-        self.position(arch).map(|i| self.accuracy(column)[i])
+        self.position(arch)
+            .and_then(|i| self.accuracy(column).get(i).copied())
     }
 
     /// 1-based accuracy rank: 1 + the number of architectures with strictly higher accuracy.

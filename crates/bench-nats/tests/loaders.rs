@@ -68,10 +68,46 @@ fn truth_loader_validates_and_names_file_and_line() {
     assert!(!t.is_complete());
     assert_eq!(t.archs[9].to_string(), "8:8:8:16:16");
 
-    let e = err_of(&dir, "index,arch,cifar10_test_acc_hp90\n0,8:8:8:8:8,1\n");
+    let e = err_of(
+        &dir,
+        "index,arch,cifar10valid_valid_acc_hp90\n0,8:8:8:8:8,1\n",
+    );
     assert!(
-        e.contains("t.csv") && e.contains("missing column \"cifar10valid_valid_acc_hp90\""),
+        e.contains("t.csv") && e.contains("missing column \"cifar10_test_acc_hp90\""),
         "{e}"
+    );
+    // The valid column is optional (the file converted from the BossNAS repository lacks it);
+    // asking to correlate against it then says so.
+    let p = dir.file(
+        "test_only.csv",
+        "index,arch,cifar10_test_acc_hp90\n0,8:8:8:8:8,80.5\n1,8:8:8:8:16,81\n",
+    );
+    let t = GroundTruth::load(&p).unwrap();
+    assert!(t.has(AccuracyColumn::Cifar10TestHp90));
+    assert!(!t.has(AccuracyColumn::Cifar10ValidValidHp90));
+    assert_eq!(
+        t.accuracy_of(&t.archs[1], AccuracyColumn::Cifar10ValidValidHp90),
+        None
+    );
+    let scores = ScoresInput::from_csv(
+        dir.file("s.csv", "arch,score\n8:8:8:8:8,1\n8:8:8:8:16,2\n"),
+        None,
+    )
+    .unwrap();
+    let e = scores
+        .align(&t, AccuracyColumn::Cifar10ValidValidHp90)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("has no column \"cifar10valid_valid_acc_hp90\""),
+        "{e}"
+    );
+    assert_eq!(
+        scores
+            .align(&t, AccuracyColumn::Cifar10TestHp90)
+            .unwrap()
+            .accuracy,
+        vec![80.5, 81.0]
     );
 
     let mut text = truth_text(4);

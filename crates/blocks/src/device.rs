@@ -22,12 +22,15 @@ pub enum DeviceSpec {
     Cuda(usize),
 }
 
+/// The accepted device names, in every message about a bad device (one wording).
+pub const DEVICE_CHOICES: &str = "cpu, wgpu, wgpu:N, cuda or cuda:N";
+
 /// A device string that does not parse, or names a backend this binary lacks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
-    #[error("unknown device {0:?}; expected cpu, wgpu, wgpu:N, cuda or cuda:N")]
+    #[error("unknown device {0:?}; expected {DEVICE_CHOICES}")]
     Unknown(String),
-    #[error("device index in {0:?} is not a number")]
+    #[error("unknown device {0:?}: the index is not a number; expected {DEVICE_CHOICES}")]
     BadIndex(String),
     #[error(
         "device {requested} needs the `{feature}` cargo feature; rebuild with `--features {feature}`"

@@ -48,18 +48,82 @@ pub enum ArchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Draw an architecture: HyTra on its fabric (4 scales × 16 layers, ResConv and ResAtt
+    /// nodes, the chosen path), NATS as a strip of its five widths. PNG or SVG by extension.
+    Draw {
+        /// Search space of the architecture (hytra or nats).
+        #[arg(long)]
+        space: SpaceName,
+        /// As for `arch cost`: a name (bossnet-t0, …), a search path, a NATS string, JSON.
+        #[arg(long)]
+        arch: String,
+        /// Output file (`.svg` or `.png`).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// HyTra: how to read a list-of-lists architecture.
+        #[arg(long, value_enum, default_value = "auto")]
+        encoding: HytraEncoding,
+    },
 }
 
 pub fn run(cmd: ArchCommand) -> Result<()> {
-    let ArchCommand::Cost {
-        space,
-        arch,
-        input,
-        classes,
-        encoding,
-        in_supernet,
-        json,
-    } = cmd;
+    let (space, arch, input, classes, encoding, in_supernet, json) = match cmd {
+        ArchCommand::Draw {
+            space,
+            arch,
+            out,
+            encoding,
+        } => return draw(space, &arch, &out, encoding),
+        ArchCommand::Cost {
+            space,
+            arch,
+            input,
+            classes,
+            encoding,
+            in_supernet,
+            json,
+        } => (space, arch, input, classes, encoding, in_supernet, json),
+    };
+    cost(space, arch, input, classes, encoding, in_supernet, json)
+}
+
+fn draw(
+    space: SpaceName,
+    arch: &str,
+    out: &std::path::Path,
+    encoding: HytraEncoding,
+) -> Result<()> {
+    let written = match space {
+        SpaceName::Nats => {
+            let a: NatsArch = arch.trim().trim_matches('"').parse()?;
+            bench_nats::figures::save(out, &bossnas_search::figures::arch_strip(&a))
+        }
+        SpaceName::Hytra => {
+            let parsed = parse_hytra(arch, encoding)?;
+            let ops = parsed.net.encoding.ops();
+            let fig = bossnas_search::figures::fabric(format!("HyTra {}", parsed.label), &ops);
+            bench_nats::figures::save(out, &fig)
+        }
+        SpaceName::Mbconv => bail!("arch draw supports --space hytra and --space nats"),
+    };
+    let text = written.with_context(|| format!("--out {}", out.display()))?;
+    if !text {
+        eprintln!("note: no font found (set BOSSNAS_FONT to a .ttf file); drawn without text");
+    }
+    println!("{}", out.display());
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cost(
+    space: SpaceName,
+    arch: String,
+    input: Option<usize>,
+    classes: Option<usize>,
+    encoding: HytraEncoding,
+    in_supernet: bool,
+    json: bool,
+) -> Result<()> {
     let default_input = if space == SpaceName::Nats { 32 } else { 224 };
     let input = input.unwrap_or(default_input);
     let classes = classes.unwrap_or(if space == SpaceName::Nats { 10 } else { 1000 });

@@ -4,6 +4,7 @@
 //! panics with a backtrace on user error.
 
 mod arch_cmd;
+mod locate;
 mod nats_cmd;
 mod retrain_cmd;
 mod search_cmd;
@@ -12,7 +13,7 @@ mod train_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Block-wisely self-supervised NAS (BossNAS) on Burn.
 #[derive(Debug, Parser)]
@@ -34,12 +35,18 @@ enum Command {
     #[command(subcommand)]
     Nats(nats_cmd::NatsCommand),
     /// Train a supernet block by block with ensemble bootstrapping.
+    #[command(
+        override_usage = "bossnas train --config <CONFIG> [OPTIONS]\n       bossnas train --resume <RUN DIR> [OPTIONS]"
+    )]
     Train(train_cmd::TrainArgs),
     /// Rate the block a trained run's newest checkpoint is training (population centre).
     Rate(search_cmd::RateArgs),
     /// Block-wise search from a run's rankings, optionally under a MAdds/parameter budget.
     Search(search_cmd::SearchArgs),
     /// Retrain an architecture with a supervised recipe (checkpoints, resume, export).
+    #[command(
+        override_usage = "bossnas retrain --arch <ARCH> --data <DATA> --recipe <RECIPE> [OPTIONS]\n       bossnas retrain --resume <RUN DIR> [--data <DATA>] [OPTIONS]"
+    )]
     Retrain(retrain_cmd::RetrainArgs),
     /// Top-1/top-5 of a retrained run, checkpoint or exported network.
     Eval(retrain_cmd::EvalArgs),
@@ -47,10 +54,27 @@ enum Command {
     RetrainSanity(retrain_cmd::SanityArgs),
 }
 
+/// Lists the presets in the help of the options that take one (from the preset tables
+/// themselves, so the help cannot go stale).
+fn with_presets(cmd: clap::Command) -> clap::Command {
+    let train = format!(
+        "Required unless --resume: a preset ({}) or a `.toml`/`.json` config file (--resume \
+         uses the run's config.resolved.toml)",
+        ensemble_bootstrap::config::PRESETS.join(", ")
+    );
+    let recipe = format!(
+        "Required unless --resume: a recipe preset ({}) or a `.toml`/`.json` recipe file",
+        bossnas_retrain::recipe::PRESETS.join(", ")
+    );
+    cmd.mut_subcommand("train", |c| c.mut_arg("config", |a| a.help(train)))
+        .mut_subcommand("retrain", |c| c.mut_arg("recipe", |a| a.help(recipe)))
+}
+
 fn main() -> ExitCode {
     // Reuse freed tensor buffers instead of re-faulting them (docs/performance.md).
     bossnas_blocks::cpu_alloc::keep_freed_memory();
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&with_presets(Cli::command()).get_matches())
+        .unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Space(cmd) => space_cmd::run(cmd),
         Command::Arch(cmd) => arch_cmd::run(cmd),

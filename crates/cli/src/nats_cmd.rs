@@ -8,29 +8,32 @@ use bench_nats::{
 };
 use clap::Subcommand;
 
-/// Where the ground truth is looked for when `--truth` is not given.
-const DEFAULT_TRUTH: &str = "../shared/data/nats-sss/nats_sss_cifar10.csv";
-
 #[derive(Debug, Subcommand)]
 pub enum NatsCommand {
     /// Kendall τ-b, Spearman ρ and Pearson r (bootstrap 95 % intervals) of a score column
     /// against NATS-Bench accuracy, with free baselines, top-k/regret and a scatter plot.
     Correlate {
-        /// CSV with an `arch` column (`c0:c1:c2:c3:c4`) and a score column.
+        /// CSV with an `arch` column (`c0:c1:c2:c3:c4`) and a score column, or `official`:
+        /// the official BossNAS scores (`bossnas-reference/bossnas_c10_arch_scores.csv` in the
+        /// data directory, downloaded when missing).
         #[arg(long)]
         scores: PathBuf,
-        /// Name of the score column.
-        #[arg(long, default_value = "score")]
-        score_column: String,
+        /// Name of the score column [default: score; bossnas_loss_score with `--scores official`].
+        #[arg(long)]
+        score_column: Option<String>,
         /// The score is a loss (lower is better; BossNAS potentials). This is the default.
         #[arg(long, conflicts_with = "higher_is_better")]
         lower_is_better: bool,
         /// The score is higher-is-better (e.g. a predicted accuracy).
         #[arg(long)]
         higher_is_better: bool,
-        /// NATS-Bench SSS ground truth CSV.
-        #[arg(long, env = "BOSSNAS_NATS_TRUTH", default_value = DEFAULT_TRUTH)]
-        truth: PathBuf,
+        /// NATS-Bench SSS ground truth CSV [default: nats-sss/nats_sss_cifar10.csv in the data
+        /// directory, downloaded from the BossNAS repository when missing].
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Data directory [default: $BOSSNAS_DATA, else ~/.cache/bossnas].
+        #[arg(long)]
+        data: Option<PathBuf>,
         /// Accuracy column of the ground truth (`cifar10_test_acc_hp90`, or `valid`).
         #[arg(long, default_value = "cifar10_test_acc_hp90")]
         accuracy: String,
@@ -53,13 +56,24 @@ pub fn run(cmd: NatsCommand) -> Result<()> {
         lower_is_better: _,
         higher_is_better,
         truth,
+        data,
         accuracy,
         bootstrap,
         out,
         json,
     } = cmd;
+    let (scores, score_column) = if scores.as_os_str() == "official" {
+        let path = crate::locate::nats_data(data.as_deref())?.official_scores();
+        (
+            path,
+            score_column.unwrap_or_else(|| "bossnas_loss_score".into()),
+        )
+    } else {
+        (scores, score_column.unwrap_or_else(|| "score".into()))
+    };
     let scores = ScoresInput::from_csv(&scores, Some(&score_column))
         .with_context(|| format!("loading scores from {}", scores.display()))?;
+    let truth = crate::locate::truth_path(truth, data.as_deref())?;
     let truth = GroundTruth::load(&truth)
         .with_context(|| format!("loading NATS-Bench ground truth from {}", truth.display()))?;
     let mut opts = CorrelateOptions {

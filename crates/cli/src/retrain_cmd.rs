@@ -30,11 +30,11 @@ fn device_of(spec: &str) -> Result<(DeviceSpec, Device)> {
 /// Options of `bossnas retrain`.
 #[derive(Debug, Args)]
 pub struct RetrainArgs {
-    /// Architecture: a file (`search/search.json`, `arch.json`), a NATS string
+    /// Required unless --resume. Architecture: a file (`search/search.json`, `arch.json`), a NATS string
     /// (`64:40:48:64:56`), an MBConv code, a HyTra name (`bossnet-t0`) or JSON.
     #[arg(long, required_unless_present = "resume")]
     arch: Option<String>,
-    /// Dataset: a CIFAR-10 directory (binaries or the JPEG tree), an image tree with
+    /// Required unless --resume. Dataset: a CIFAR-10 directory (binaries or the JPEG tree), an image tree with
     /// train/ and val/, or `synthetic`.
     #[arg(long, required_unless_present = "resume")]
     data: Option<String>,
@@ -236,9 +236,10 @@ pub struct SanityArgs {
     /// CIFAR-10 directory (e.g. target/data/cifar10_jpeg).
     #[arg(long)]
     data: String,
-    /// NATS-Bench SSS ground truth CSV (nats_sss_cifar10.csv).
+    /// NATS-Bench SSS ground truth CSV [default: nats-sss/nats_sss_cifar10.csv in the data
+    /// directory ($BOSSNAS_DATA, else ~/.cache/bossnas), downloaded when missing].
     #[arg(long)]
-    truth: PathBuf,
+    truth: Option<PathBuf>,
     /// Recipe preset or file.
     #[arg(long, default_value = "nats-cifar-short")]
     recipe: String,
@@ -279,9 +280,10 @@ pub fn sanity(args: SanityArgs) -> Result<()> {
             .map(|a| a.parse().expect("valid default"))
             .collect(),
     };
+    let truth = crate::locate::truth_path(args.truth.clone(), None)?;
     let report = run_sanity(
         &archs,
-        &args.truth,
+        &truth,
         &args.data,
         &recipe,
         &args.out,

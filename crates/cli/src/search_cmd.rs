@@ -9,7 +9,7 @@ use bossnas_search::rating::CentreMode;
 use bossnas_search::run::{SearchRequest, load_run_config, rate_run, search_run};
 use bossnas_search::search::{Budget, EvolutionConfig, ScoreWeights, SearchMethod};
 use bossnas_search::select::RateOptions;
-use bossnas_search::space::{CostModel, path_key};
+use bossnas_search::space::CostModel;
 use clap::{Args, ValueEnum};
 
 /// Population centre averaging (spec §9 D3).
@@ -109,7 +109,7 @@ pub fn rate(args: RateArgs) -> Result<()> {
         "block {}: {} candidates rated, best {}",
         r.block,
         r.candidates,
-        path_key(&r.best)
+        ensemble_bootstrap::progress::path_label(cfg_kind(&args.run)?, &r.best)
     );
     for f in &r.files {
         println!("wrote {}", f.display());
@@ -154,7 +154,24 @@ pub fn search(args: SearchArgs) -> Result<()> {
     for f in &report.files {
         println!("wrote {}", f.display());
     }
+    // Pictures of the run (curves, ratings, the searched architecture) in <run>/figures; the
+    // NATS candidates' ground-truth accuracy only when the truth is already in the data dir.
+    let truth = crate::locate::present_truth();
+    let figures = bossnas_search::figures::write_run_figures(
+        &args.run,
+        &args.run.join("figures"),
+        Some(&s.blocks),
+        truth.as_ref(),
+    )
+    .with_context(|| format!("drawing the figures of {}", args.run.display()))?;
+    for f in &figures {
+        println!("wrote {} (+ .svg): {}", f.png.display(), f.caption);
+    }
     Ok(())
+}
+
+fn cfg_kind(run: &std::path::Path) -> Result<ensemble_bootstrap::config::SpaceKind> {
+    Ok(load_run_config(run)?.space.kind)
 }
 
 /// The per-block rankings of a run whose blocks are all rated, as a summary; `None` while a
@@ -178,7 +195,7 @@ fn finished_rankings(
         lines.push(format!(
             "block {k}: {} candidates rated, best {} (score {:.6}) — {}",
             ranking.entries.len(),
-            path_key(&best.path),
+            ensemble_bootstrap::progress::path_label(cfg.space.kind, &best.path),
             best.score,
             file.display()
         ));

@@ -9,6 +9,7 @@ use bossnas_search::select::PopulationCentreSelectorFactory;
 use clap::Args;
 use ensemble_bootstrap::checkpoint::RunDir;
 use ensemble_bootstrap::config::{PRESETS, RunConfig};
+use ensemble_bootstrap::progress::{ProgressFormat, path_label};
 use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 
 /// Options of `bossnas train`.
@@ -18,7 +19,9 @@ pub struct TrainArgs {
     /// run's config.resolved.toml).
     #[arg(long, required_unless_present = "resume")]
     config: Option<String>,
-    /// Dataset root (overrides `data.root`), e.g. target/data/cifar10_jpeg.
+    /// Data directory (or the dataset's own folder); overrides the config's `data.root`.
+    /// Default: `data.root` of a config file, else $BOSSNAS_DATA, else ~/.cache/bossnas. A
+    /// missing CIFAR-10/100 is downloaded into it (MD5 checked).
     #[arg(long)]
     data: Option<PathBuf>,
     /// Device: cpu, wgpu[:N], cuda[:N] (overrides the config's `device`).
@@ -36,9 +39,13 @@ pub struct TrainArgs {
     /// Checkpoint every N optimizer steps (default: the config's `checkpoint.interval_epochs`).
     #[arg(long)]
     checkpoint_every: Option<u64>,
-    /// No progress bar.
-    #[arg(long)]
+    /// No progress output.
+    #[arg(long, conflicts_with = "json_progress")]
     quiet: bool,
+    /// Progress as one JSON object per line on stderr (events step, block_end, checkpoint,
+    /// end) instead of the terminal line / log lines.
+    #[arg(long)]
+    json_progress: bool,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -74,8 +81,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (cfg, args.out.join(name), false)
         }
     };
-    if let Some(d) = &args.data {
-        cfg.data.root = d.clone();
+    // One rule for every command (crate::locate): --data, else $BOSSNAS_DATA, else the cache;
+    // a config file's own data.root (relative to the file) counts as given.
+    if (args.data.is_some() || cfg.data.root.as_os_str().is_empty())
+        && let Some(root) = crate::locate::dataset_root(cfg.data.dataset, args.data.as_deref())?
+    {
+        cfg.data.root = root;
     }
     if let Some(d) = &args.device {
         cfg.device = d.clone();
@@ -92,6 +103,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         max_steps: args.max_steps,
         checkpoint_every_steps: args.checkpoint_every,
         progress: !args.quiet,
+        progress_format: if args.json_progress {
+            ProgressFormat::Json
+        } else {
+            ProgressFormat::Human
+        },
         ..TrainOptions::default()
     };
     eprintln!(
@@ -100,6 +116,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         run.root().display(),
         cfg.space.kind
     );
+    let space = cfg.space.kind;
     let result = train_space(
         cfg,
         opts,
@@ -116,18 +133,27 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let paths: Vec<String> = out
         .best_paths
         .iter()
-        .map(|p| ensemble_bootstrap::trainer::path_key(p))
+        .map(|p| path_label(space, p))
         .collect();
-    println!(
-        "{} after {} optimizer steps; best paths so far: [{}]; last loss {}; checkpoint {}",
-        if out.finished { "finished" } else { "stopped" },
-        out.global_step,
-        paths.join(", "),
-        out.last_loss.map_or("-".into(), |l| format!("{l:.4}")),
-        out.checkpoint
-            .as_ref()
-            .map_or("-".into(), |p| p.display().to_string())
-    );
+    let last_loss = out.last_loss.map_or("-".into(), |l| format!("{l:.4}"));
+    if out.finished {
+        println!(
+            "finished after {} optimizer steps; chosen path per block: {}; last loss {last_loss}",
+            out.global_step,
+            paths.join(" | ")
+        );
+    } else {
+        println!(
+            "stopped after {} optimizer steps (continue with --resume {}); chosen paths of the \
+             blocks done: [{}]; last loss {last_loss}",
+            out.global_step,
+            run.root().display(),
+            paths.join(" | ")
+        );
+    }
+    if let Some(c) = &out.checkpoint {
+        println!("checkpoint: {}", c.display());
+    }
     println!("run directory: {}", run.root().display());
     Ok(())
 }

@@ -5,7 +5,8 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use md5::{Digest, Md5};
+use md5::Md5;
+use sha2::{Digest, Sha256};
 
 use crate::{DataError, io_err};
 
@@ -15,6 +16,26 @@ use crate::{DataError, io_err};
 /// is renamed to `dest`. On any failure the partial file is removed, so `dest` either does not
 /// exist or is exactly the published archive. Returns the number of bytes.
 pub fn download_verified(url: &str, md5_hex: &str, dest: &Path) -> Result<u64, DataError> {
+    download_checked::<Md5>(url, "MD5", md5_hex, dest)
+}
+
+/// [`download_verified`] with a SHA-256 digest (files pinned by this project, e.g. the
+/// NATS-Bench tables of the BossNAS repository).
+pub fn download_sha256(url: &str, sha256_hex: &str, dest: &Path) -> Result<u64, DataError> {
+    download_checked::<Sha256>(url, "SHA-256", sha256_hex, dest)
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn download_checked<H: Digest>(
+    url: &str,
+    algorithm: &'static str,
+    expected_hex: &str,
+    dest: &Path,
+) -> Result<u64, DataError> {
     let fail = |reason: String| DataError::Download {
         url: url.to_string(),
         reason,
@@ -38,7 +59,7 @@ pub fn download_verified(url: &str, md5_hex: &str, dest: &Path) -> Result<u64, D
     let result = (|| {
         let file = File::create(&part).map_err(io_err(&part))?;
         let mut out = BufWriter::new(file);
-        let mut hasher = Md5::new();
+        let mut hasher = H::new();
         let mut buf = vec![0u8; 1 << 16];
         let mut bytes = 0u64;
         loop {
@@ -55,10 +76,11 @@ pub fn download_verified(url: &str, md5_hex: &str, dest: &Path) -> Result<u64, D
             .sync_all()
             .map_err(io_err(&part))?;
         let actual = hex(&hasher.finalize());
-        if !actual.eq_ignore_ascii_case(md5_hex) {
+        if !actual.eq_ignore_ascii_case(expected_hex) {
             return Err(DataError::Checksum {
                 url: url.to_string(),
-                expected: md5_hex.to_string(),
+                algorithm,
+                expected: expected_hex.to_string(),
                 actual,
                 bytes,
             });
@@ -79,7 +101,7 @@ pub fn download_verified(url: &str, md5_hex: &str, dest: &Path) -> Result<u64, D
 /// escape the folder (`..`, absolute paths) are refused by the `tar` crate.
 pub fn extract_tar_gz(archive: &Path, dir: &Path) -> Result<(), DataError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let staging = tempfile_dir(dir)?;
+    let staging = staging_dir(dir)?;
     let result = (|| {
         let file = File::open(archive).map_err(io_err(archive))?;
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
@@ -120,7 +142,8 @@ fn part_path(dest: &Path) -> PathBuf {
     dest.with_file_name(name)
 }
 
-fn tempfile_dir(dir: &Path) -> Result<PathBuf, DataError> {
+/// A fresh hidden folder inside `dir` for files that are not ready yet.
+pub(crate) fn staging_dir(dir: &Path) -> Result<PathBuf, DataError> {
     for i in 0..1000u32 {
         let p = dir.join(format!(".unpacking-{}-{i}", std::process::id()));
         match std::fs::create_dir(&p) {
@@ -150,6 +173,15 @@ mod tests {
         assert_eq!(
             hex(&Md5::digest(b"abc")),
             "900150983cd24fb0d6963f7d28e17f72"
+        );
+    }
+
+    #[test]
+    fn sha256_of_known_strings() {
+        // FIPS 180-2 example.
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 }

@@ -7,6 +7,10 @@
 //! - [`fetch`]: streaming download with MD5 verification and atomic extraction, so an
 //!   interrupted or corrupt download never leaves a half-written dataset behind.
 //!
+//! - [`nats`]: the NATS-Bench SSS CIFAR-10 ground truth and the official BossNAS reference
+//!   scores, downloaded from the BossNAS repository at a pinned commit (SHA-256) and
+//!   converted into the CSV layout the project reads ([`ensure_nats`]).
+//!
 //! [`ensure`] ties them together: find a dataset under the data directory, else unpack a
 //! local copy of its archive, else download it; when nothing works the error says which
 //! files, in which layout, where it looked, and how to provide them by hand.
@@ -14,12 +18,14 @@
 pub mod catalog;
 pub mod fetch;
 pub mod location;
+pub mod nats;
 
 use std::path::{Path, PathBuf};
 
 pub use catalog::{Dataset, RemoteArchive};
-pub use fetch::{download_verified, extract_tar_gz};
+pub use fetch::{download_sha256, download_verified, extract_tar_gz, sha256_hex};
 pub use location::{DATA_ENV, DataDir, DataDirOrigin};
+pub use nats::{NatsData, NatsFetchPolicy, ensure_nats};
 
 /// Everything that can go wrong while locating or fetching data. Messages name the file or
 /// address involved and say what to do about it.
@@ -34,11 +40,12 @@ pub enum DataError {
     #[error("downloading {url} failed: {reason}")]
     Download { url: String, reason: String },
     #[error(
-        "{url}: checksum mismatch: expected MD5 {expected}, got {actual} ({bytes} bytes); the \
-         download was discarded"
+        "{url}: checksum mismatch: expected {algorithm} {expected}, got {actual} ({bytes} \
+         bytes); the download was discarded"
     )]
     Checksum {
         url: String,
+        algorithm: &'static str,
         expected: String,
         actual: String,
         bytes: u64,

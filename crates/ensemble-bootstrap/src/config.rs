@@ -181,7 +181,9 @@ pub enum AugmentPreset {
 pub struct DataConfig {
     /// `cifar10` | `cifar100` | `image_folder` | `synthetic`.
     pub dataset: DatasetKind,
-    /// Dataset root directory (unused for `synthetic`).
+    /// Dataset root directory (unused for `synthetic`). Empty (the presets) means "the data
+    /// directory": the command resolves it from `--data`, `$BOSSNAS_DATA`, else the user cache.
+    /// A relative path in a config file is relative to that file.
     #[serde(default)]
     pub root: PathBuf,
     /// `official` | `nats_halves`.
@@ -376,10 +378,8 @@ impl RunConfig {
             },
             data: DataConfig {
                 dataset,
-                root: PathBuf::from(match dataset {
-                    DatasetKind::Cifar100 => "data/cifar-100-binary",
-                    _ => "data/cifar-10-batches-bin",
-                }),
+                // The data directory rule finds the dataset (see `DataConfig::root`).
+                root: PathBuf::new(),
                 split: DataSplit::NatsHalves,
                 train_subset: 0,
                 rating_subset: 0,
@@ -431,7 +431,6 @@ impl RunConfig {
                 widths: Vec::new(),
                 attention: AttentionOrientation::Search,
             };
-            c.data.root = PathBuf::from("data/imagenet");
             c.data.split = DataSplit::Official;
             c.data.image_size = 224;
             c.data.views = ViewMode::PerPath;
@@ -500,7 +499,6 @@ impl RunConfig {
                 let mut c = nats(NatsSplit::C10, DatasetKind::Cifar10);
                 c.device = "flex".into();
                 c.space.widths = (1..=8).map(|i| 2 * i).collect();
-                c.data.root = PathBuf::from("target/data/cifar10_jpeg");
                 c.data.train_subset = 1536;
                 c.data.rating_subset = 256;
                 c.data.num_workers = 0;
@@ -551,7 +549,19 @@ impl RunConfig {
             source,
         })?;
         let json = path.extension().is_some_and(|e| e == "json");
-        Self::parse(&text, json, path)
+        let mut config = Self::parse(&text, json, path)?;
+        // A config file names its data relative to itself, so it works from any folder. A run's
+        // own `config.resolved.toml` is left as saved (runs of older versions saved roots
+        // relative to the working folder; new runs save absolute ones).
+        let resolved = path
+            .file_name()
+            .is_some_and(|n| n == crate::checkpoint::RESOLVED_CONFIG);
+        if !resolved && config.data.root.is_relative() && !config.data.root.as_os_str().is_empty() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.data.root = std::path::absolute(base.join(&config.data.root))
+                .unwrap_or_else(|_| base.join(&config.data.root));
+        }
+        Ok(config)
     }
 
     /// Parses TOML text (with optional `preset = ".."` base) and validates it.
@@ -609,13 +619,13 @@ impl RunConfig {
                 &format!("one of {}", PRESETS.join(", ")),
             ));
         }
-        let dev = self.device.split(':').next().unwrap_or("");
-        if !["flex", "cpu", "wgpu", "cuda"].contains(&dev) {
-            return Err(invalid(
-                "device",
-                &self.device,
-                "one of flex, cpu, wgpu, wgpu:<n>, cuda, cuda:<n>",
-            ));
+        // The device parser's own check and wording (one message for a bad device).
+        if let Err(e) = self.device.parse::<bossnas_blocks::device::DeviceSpec>() {
+            return Err(ConfigError::Invalid {
+                field: "device".into(),
+                value: self.device.clone(),
+                expected: e.to_string(),
+            });
         }
         match self.space.kind {
             SpaceKind::Nats => {
@@ -654,9 +664,6 @@ impl RunConfig {
                 0,
                 "> 0 images for the synthetic dataset",
             ));
-        }
-        if d.dataset != DatasetKind::Synthetic && d.root.as_os_str().is_empty() {
-            return Err(invalid("data.root", "\"\"", "a dataset directory"));
         }
         let t = &self.train;
         if t.paths_per_step == 0 {
@@ -951,5 +958,57 @@ mod tests {
         let j = dir.path().join("c.json");
         std::fs::write(&j, c.to_json_string()).unwrap();
         assert_eq!(RunConfig::load(&j).unwrap(), c);
+    }
+
+    #[test]
+    fn presets_leave_the_data_to_the_command_and_files_are_relative_to_themselves() {
+        for name in PRESETS {
+            let c = RunConfig::preset(name).unwrap();
+            assert_eq!(c.data.root, PathBuf::new(), "{name}");
+            c.validate().unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("configs");
+        std::fs::create_dir(&sub).unwrap();
+        let p = sub.join("mine.toml");
+        std::fs::write(
+            &p,
+            "preset = \"tiny\"\n[data]\ndataset = \"cifar10\"\nroot = \"../cifar\"\nimage_size = 32\n\
+             split = \"official\"\nviews = \"shared\"\naugment = \"cifar\"\n",
+        )
+        .unwrap();
+        let c = RunConfig::load(&p).unwrap();
+        assert!(c.data.root.is_absolute(), "{:?}", c.data.root);
+        assert_eq!(
+            c.data.root,
+            std::path::absolute(sub.join("../cifar")).unwrap()
+        );
+        // Inherited from the preset: still empty, for the command's data-directory rule.
+        std::fs::write(&p, "preset = \"nats-c10-cpu\"\n").unwrap();
+        assert_eq!(RunConfig::load(&p).unwrap().data.root, PathBuf::new());
+        // An absolute root is kept.
+        let abs = dir.path().join("abs");
+        let c2 = RunConfig {
+            data: DataConfig {
+                root: abs.clone(),
+                ..c.data.clone()
+            },
+            ..c
+        };
+        let saved = c2.save_resolved(&sub).unwrap();
+        assert_eq!(RunConfig::load(&saved).unwrap().data.root, abs);
+        // A run's saved config is read as saved (older runs kept cwd-relative roots).
+        let rel = RunConfig {
+            data: DataConfig {
+                root: PathBuf::from("target/data/cifar10_jpeg"),
+                ..c2.data.clone()
+            },
+            ..c2
+        };
+        let saved = rel.save_resolved(&sub).unwrap();
+        assert_eq!(
+            RunConfig::load(&saved).unwrap().data.root,
+            PathBuf::from("target/data/cifar10_jpeg")
+        );
     }
 }

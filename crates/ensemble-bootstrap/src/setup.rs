@@ -164,6 +164,14 @@ pub fn cifar10_sources(root: &Path) -> Result<SourcePair, String> {
 pub fn open_data(cfg: &RunConfig) -> Result<DataSetup, SetupError> {
     let d = &cfg.data;
     let root: PathBuf = d.root.clone();
+    if d.dataset != DatasetKind::Synthetic && root.as_os_str().is_empty() {
+        return Err(SetupError::Data(
+            "data.root is empty: the command resolves it from --data <dir>, else \
+             $BOSSNAS_DATA, else the user cache directory; set one of them (or data.root in a \
+             config file)"
+                .into(),
+        ));
+    }
     let (train, test): (Arc<dyn ImageSource>, Option<Arc<dyn ImageSource>>) = match d.dataset {
         DatasetKind::Synthetic => {
             let train = SyntheticImages {

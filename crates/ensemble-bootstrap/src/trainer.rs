@@ -56,7 +56,7 @@ use crate::data::{DataError, ImageSource, ViewLoader};
 use crate::heads::Predictor;
 use crate::lars::drop_zero_grads;
 use crate::loss::{path_loss, target_ensemble};
-use crate::progress::Progress;
+use crate::progress::{ProgressFormat, TrainProgress};
 use crate::sampling::{PathSampler, SamplingError};
 use crate::schedule::{BlockPosition, LrSchedule, MomentumSchedule};
 use crate::setup::{
@@ -218,8 +218,10 @@ pub struct TrainOptions {
     pub checkpoint_every_steps: Option<u64>,
     /// Checkpoint directories kept (≥ 1).
     pub keep_checkpoints: usize,
-    /// Show an indicatif progress bar.
+    /// Report progress on stderr (`false`: `--quiet`).
     pub progress: bool,
+    /// How progress reads: for people (terminal line / log lines) or JSON lines for tools.
+    pub progress_format: ProgressFormat,
     /// Test hook: the loss of this global optimizer step is replaced by NaN.
     #[doc(hidden)]
     pub inject_nan_at_step: Option<u64>,
@@ -232,6 +234,7 @@ impl Default for TrainOptions {
             checkpoint_every_steps: None,
             keep_checkpoints: 2,
             progress: false,
+            progress_format: ProgressFormat::Human,
             inject_nan_at_step: None,
         }
     }
@@ -744,39 +747,53 @@ impl<S: Supernet> Trainer<S> {
     /// Trains until every block is done or `max_steps` is reached.
     pub fn run(&mut self, selector: &mut dyn BlockSelector<S>) -> Result<TrainOutcome, TrainError> {
         let total = self.steps_per_block() * self.num_blocks as u64;
-        let progress = if self.opts.progress {
-            Progress::new(total, self.global_step.min(total))
-        } else {
-            Progress::hidden()
-        };
+        let mut progress = TrainProgress::new(
+            self.opts.progress,
+            self.opts.progress_format,
+            self.cfg.space.kind,
+            self.steps_per_block(),
+            total,
+            self.global_step.min(total),
+        );
         let mut last_loss = None;
         let interval = self.checkpoint_interval();
         loop {
             if self.block >= self.num_blocks {
-                progress.finish();
                 let dir = self.checkpoint()?;
+                progress.checkpoint(self.global_step, &dir);
+                progress.end(true, self.global_step, &self.best_paths);
                 return Ok(self.outcome(true, last_loss, dir));
             }
             if self.block_step >= self.steps_per_block() {
+                let candidates = self.population.len();
                 let best = self.end_block(selector)?;
-                progress.println(format!(
-                    "block {} done: best path {}",
-                    self.block - 1,
-                    path_key(&best)
-                ));
+                progress.block_end(self.block - 1, &best, candidates);
+                if let Some((step, _, dir)) = &self.last_checkpoint {
+                    progress.checkpoint(*step, dir);
+                }
                 continue;
             }
             if self.opts.max_steps.is_some_and(|m| self.global_step >= m) {
-                progress.finish();
                 let dir = self.checkpoint()?;
+                progress.checkpoint(self.global_step, &dir);
+                progress.end(false, self.global_step, &self.best_paths);
                 return Ok(self.outcome(false, last_loss, dir));
             }
             let m = self.step()?;
             last_loss = Some(m.loss);
-            progress.step(m.block, m.loss, m.lr, m.momentum, m.images_per_s);
+            progress.step(
+                m.block,
+                m.block_step,
+                m.global_step,
+                m.loss,
+                m.lr,
+                m.momentum,
+                m.images_per_s,
+            );
             self.run_dir.append_metrics(&m)?;
             if interval > 0 && self.global_step.is_multiple_of(interval) {
-                self.checkpoint()?;
+                let dir = self.checkpoint()?;
+                progress.checkpoint(self.global_step, &dir);
             }
         }
     }

@@ -11,6 +11,7 @@
 //! - [`output`]: rankings, architectures and NATS score files (atomic writes).
 
 pub mod bn;
+pub mod figures;
 pub mod output;
 pub mod rating;
 pub mod run;

@@ -95,7 +95,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let load_after = loadavg();
     let profile = if cfg!(debug_assertions) {
-        "debug (dev profile: numbers are not meaningful, use --release)"
+        "dev profile (Burn and bossnas-blocks at opt-level 3, debug assertions on)"
     } else {
         "release"
     };

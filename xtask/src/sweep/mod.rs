@@ -27,7 +27,8 @@ use bossnas_blocks::device::DeviceSpec;
 use ensemble_bootstrap::checkpoint::{RESOLVED_CONFIG, RunDir};
 use ensemble_bootstrap::config::RunConfig;
 
-use crate::search_suite::{Stages, locate_data, train_search_correlate};
+use crate::search_suite::{Stages, load_truth, locate_data, train_search_correlate};
+use crate::suites::TruthNeed;
 use crate::workspace;
 use record::{PointCompute, PointResult, Searched, analyse, training_flops};
 use spec::{Point, SweepFile};
@@ -64,7 +65,8 @@ pub struct SweepArgs {
     /// Never download CIFAR-10.
     #[arg(long)]
     pub no_download: bool,
-    /// NATS-Bench SSS CIFAR-10 ground truth (default: $BOSSNAS_NATS_TRUTH, else shared data).
+    /// NATS-Bench SSS CIFAR-10 ground truth (default: the data directory's copy, fetched like
+    /// the suites' when missing).
     #[arg(long)]
     pub truth: Option<PathBuf>,
     /// No progress bar.
@@ -123,14 +125,14 @@ pub fn run(args: SweepArgs) -> Result<()> {
     }
 
     // Everything that can fail before hours of training fails first.
-    let truth_path = args.truth.clone().unwrap_or_else(workspace::nats_c10_truth);
-    let truth = GroundTruth::load(&truth_path).with_context(|| {
-        format!(
-            "a sweep rates against NATS-Bench SSS CIFAR-10: ground truth {} could not be read; \
-             pass --truth <csv> or set BOSSNAS_NATS_TRUTH",
-            truth_path.display()
-        )
-    })?;
+    let truth = load_truth(
+        TruthNeed::Required,
+        &format!("sweep {}", file.name),
+        args.truth.as_deref(),
+        args.data.as_deref(),
+        !args.no_download,
+    )?
+    .context("a sweep rates against NATS-Bench SSS CIFAR-10")?;
     let data = locate_data(
         bossnas_datasets::Dataset::Cifar10,
         &format!("sweep {}", file.name),
@@ -243,12 +245,14 @@ fn run_point(
             correlation_dir: run_dir.join("correlation"),
             max_steps: None,
             quiet,
+            progress_format: ensemble_bootstrap::progress::ProgressFormat::Human,
         },
         &factory,
     )?;
     let spent = meter.finish();
     let noise_cpu = noise::noise_cpu_seconds(&run_dir);
-    let (correlation, blocks, rerating) = analyse(&cfg, &outcome, truth, &point.rerate_view_epochs)?;
+    let (correlation, blocks, rerating) =
+        analyse(&cfg, &outcome, truth, &point.rerate_view_epochs)?;
     let images_per_step = (cfg.train.batch_size * cfg.train.accumulation_steps) as u64;
     let nblocks = blocks.len().max(1) as u64;
     let per_block = vec![outcome.global_step / nblocks; blocks.len()];

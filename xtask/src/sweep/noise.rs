@@ -79,8 +79,8 @@ impl<S: Supernet> BlockSelector<S> for NoiseProbe {
                 &path,
                 serde_json::to_string(&ranking)?.as_bytes(),
             )?;
-            let spent = noise_cpu_seconds(ctx.run_dir) + crate::workspace::process_cpu_seconds()
-                - cpu0;
+            let spent =
+                noise_cpu_seconds(ctx.run_dir) + crate::workspace::process_cpu_seconds() - cpu0;
             ensemble_bootstrap::checkpoint::atomic_write(
                 &ctx.run_dir.join(NOISE_COST_FILE),
                 format!("{spent}\n").as_bytes(),
