@@ -64,17 +64,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             }
             (cfg, dir.clone(), true)
         }
-        None => {
-            let cfg = RunConfig::preset(suite.preset)?;
-            let stamp = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            (
-                cfg,
-                opts.runs.join(format!("{}-{stamp}", suite.name)),
-                false,
-            )
-        }
+        None => (RunConfig::preset(suite.preset)?, opts.runs.clone(), false),
     };
     if let Some(d) = &opts.device {
         cfg.device = d.clone();
@@ -137,7 +127,16 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
     let device = spec.device()?;
 
     // Train every block; the population-centre selector rates each block at its end.
-    let run = RunDir::create(&run_dir)?;
+    // A new run gets a directory no other run uses (same-second starts get `-2`, ...); a
+    // resumed one is locked against a second writer.
+    let run = if resume {
+        RunDir::open_locked(&run_dir)?
+    } else {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        RunDir::create_unique(&run_dir, &format!("{}-{stamp}", suite.name))?
+    };
     if resume {
         cfg.save_resolved(run.root())?;
     }
