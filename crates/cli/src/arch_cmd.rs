@@ -50,6 +50,20 @@ pub enum ArchCommand {
     },
 }
 
+/// `--arch` as given, or the architecture in the file it names (e.g. `<run>/search/arch.json`,
+/// which holds a JSON string for NATS/MBConv and a JSON value for HyTra).
+fn arch_text(arch: String) -> Result<String> {
+    let path = std::path::Path::new(&arch);
+    if !path.is_file() {
+        return Ok(arch);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("--arch {arch}"))?;
+    Ok(match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => text,
+    })
+}
+
 pub fn run(cmd: ArchCommand) -> Result<()> {
     let ArchCommand::Cost {
         space,
@@ -60,6 +74,7 @@ pub fn run(cmd: ArchCommand) -> Result<()> {
         in_supernet,
         json,
     } = cmd;
+    let arch = arch_text(arch)?;
     let default_input = if space == SpaceName::Nats { 32 } else { 224 };
     let input = input.unwrap_or(default_input);
     let classes = classes.unwrap_or(if space == SpaceName::Nats { 10 } else { 1000 });
