@@ -390,13 +390,21 @@ fn fuzz_checkpoint() {
             }
             std::fs::write(dir.path().join("state.json"), &state).unwrap();
             if let Ok(ck) = Checkpoint::load(dir.path()) {
+                DECODED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let device = burn::tensor::Device::flex();
                 let m: Linear = LinearConfig::new(3, 2).init(&device);
                 let _ = ck.load_module("online", m);
             }
         },
     );
+    // Mutants that pass the manifest check and reach the burnpack decoder (a target that
+    // never got there would only fuzz the JSON parser).
+    let decoded = DECODED.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("fuzz checkpoint: {decoded} inputs reached the record decoder");
+    assert!(decoded > 0);
 }
+
+static DECODED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Writes the seeds that are made by code (images, a checkpoint, full configs) into
 /// `fuzz/corpus/`: `cargo test -p bossnas-cli --test fuzz -- --ignored write_seed_corpus`.
