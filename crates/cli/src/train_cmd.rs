@@ -14,9 +14,9 @@ use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 /// Options of `bossnas train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// A preset name or a `.toml`/`.json` config file (ignored with --resume, which uses the
+    /// A preset name or a `.toml`/`.json` config file (not with --resume, which uses the
     /// run's config.resolved.toml).
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
     config: Option<String>,
     /// Dataset root (overrides `data.root`), e.g. target/data/cifar10_jpeg.
     #[arg(long)]

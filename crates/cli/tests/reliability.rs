@@ -382,3 +382,44 @@ fn a_corrupt_image_is_found_before_the_first_step_and_leaves_no_run() {
     );
     assert!(subdirs(&runs).is_empty(), "{:?}", subdirs(&runs));
 }
+
+#[test]
+fn a_run_in_use_cannot_be_resumed_twice() {
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap();
+    let r = bossnas(&[
+        "train",
+        "--config",
+        "tiny",
+        "--out",
+        o,
+        "--max-steps",
+        "1",
+        "--quiet",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let run = subdirs(out.path()).pop().unwrap();
+    let before = read(&run.join("metrics.jsonl"));
+    // Stand in for a second process that is training this run: hold its lock.
+    let lock = std::fs::File::open(run.join(".lock")).unwrap();
+    lock.try_lock().unwrap();
+    let r = run.to_str().unwrap();
+    fails_with(
+        &["train", "--resume", r, "--quiet"],
+        "in use by another process",
+    );
+    fails_with(&["rate", "--run", r], "in use by another process");
+    assert_eq!(read(&run.join("metrics.jsonl")), before);
+    drop(lock);
+    let out = bossnas(&["train", "--resume", r, "--max-steps", "2", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A config cannot be given with --resume (the run's own config is used).
+    fails_with(
+        &["train", "--resume", r, "--config", "tiny"],
+        "cannot be used with",
+    );
+}
