@@ -71,17 +71,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             }
             (cfg, dir.clone(), true)
         }
-        None => {
-            let cfg = RunConfig::preset(suite.preset)?;
-            let stamp = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            (
-                cfg,
-                opts.runs.join(format!("{}-{stamp}", suite.name)),
-                false,
-            )
-        }
+        None => (RunConfig::preset(suite.preset)?, opts.runs.clone(), false),
     };
     if let Some(d) = &opts.device {
         cfg.device = d.clone();
@@ -114,9 +104,19 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
     cfg.validate()?;
     let device = spec.device()?;
 
+    // A new run gets a directory no other run uses (same-second starts get `-2`, ...); a
+    // resumed one is locked against a second writer.
+    let run = if resume {
+        RunDir::open_locked(&run_dir)?
+    } else {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        RunDir::create_unique(&run_dir, &format!("{}-{stamp}", suite.name))?
+    };
     let outcome = train_search_correlate(
         &cfg,
-        &run_dir,
+        run,
         resume,
         &device,
         &spec,
@@ -366,14 +366,13 @@ pub struct ProtocolOutcome {
 /// ground truth. `cfg` must be validated and point at its data.
 pub fn train_search_correlate<F: SelectorFactory>(
     cfg: &RunConfig,
-    run_dir: &Path,
+    run: RunDir,
     resume: bool,
     device: &burn::tensor::Device,
     spec: &DeviceSpec,
     stages: &Stages<'_>,
     selector: &F,
 ) -> Result<ProtocolOutcome> {
-    let run = RunDir::create(run_dir)?;
     if resume {
         cfg.save_resolved(run.root())?;
     }

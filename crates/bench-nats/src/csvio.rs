@@ -10,7 +10,10 @@ use crate::error::{Error, Result};
 pub(crate) struct CsvFile {
     pub path: PathBuf,
     pub headers: Vec<String>,
-    reader: csv::Reader<std::fs::File>,
+    reader: csv::Reader<std::io::Cursor<Vec<u8>>>,
+    /// Byte offsets of every `\n`: line numbers come from these, not from the csv crate's
+    /// count, which is one too low in files with CRLF line ends.
+    newlines: Vec<u64>,
 }
 
 /// One data record with its 1-based line number (the header is line 1).
@@ -22,11 +25,17 @@ pub(crate) struct Row<'a> {
 
 impl CsvFile {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(crate::error::io_err(path, "cannot open"))?;
+        let bytes = std::fs::read(path).map_err(crate::error::io_err(path, "cannot open"))?;
+        let newlines = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i as u64)
+            .collect();
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .trim(csv::Trim::All)
-            .from_reader(file);
+            .from_reader(std::io::Cursor::new(bytes));
         let headers = reader
             .headers()
             .map_err(|e| Error::Header {
@@ -46,6 +55,7 @@ impl CsvFile {
             path: path.to_path_buf(),
             headers,
             reader,
+            newlines,
         })
     }
 
@@ -69,8 +79,13 @@ impl CsvFile {
         let width = self.headers.len();
         let mut record = csv::StringRecord::new();
         loop {
+            let newlines = &self.newlines;
+            // After a CRLF the csv crate starts the next record at the `\n` itself, so a
+            // newline at the record's own offset counts too.
+            let line_of =
+                |p: &csv::Position| newlines.partition_point(|&o| o <= p.byte()) as u64 + 1;
             let more = self.reader.read_record(&mut record).map_err(|e| {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let line = e.position().map(line_of).unwrap_or(0);
                 Error::Data {
                     path: self.path.clone(),
                     line,
@@ -80,7 +95,7 @@ impl CsvFile {
             if !more {
                 return Ok(());
             }
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            let line = record.position().map(line_of).unwrap_or(0);
             if record.len() != width {
                 return Err(Error::Data {
                     path: self.path.clone(),

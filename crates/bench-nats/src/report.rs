@@ -327,6 +327,14 @@ pub fn correlate(
     let aligned = scores.align(truth, opts.accuracy)?;
     let rows = &aligned.rows;
     let n = rows.len();
+    if aligned.scores.iter().all(|&s| s == aligned.scores[0]) {
+        // Every correlation would be undefined (NaN), not a finding.
+        return Err(Error::Mismatch(format!(
+            "{}: all {n} scores matched to the ground truth are equal ({}); a rank correlation \
+             needs scores that differ",
+            scores.source, aligned.scores[0]
+        )));
+    }
     let archs: Vec<NatsArch> = rows.iter().map(|&r| truth.archs[r]).collect();
     let costs: Vec<hytra_space::Cost> = archs
         .iter()

@@ -334,3 +334,47 @@ fn scatter_without_text_still_draws() {
     };
     assert!(scatter(&dir.0.join("s.gif"), &spec).is_err());
 }
+
+#[test]
+fn crlf_files_report_the_right_line() {
+    let dir = TempDir::new("crlf");
+    for eol in ["\n", "\r\n"] {
+        // Line 1 header, lines 2-3 good, line 4 a bad score, line 5 good.
+        let text = [
+            "arch,score",
+            "8:8:8:8:8,1",
+            "16:8:8:8:8,2",
+            "24:8:8:8:8,x",
+            "32:8:8:8:8,3",
+        ]
+        .join(eol);
+        let p = dir.file("crlf.csv", &text);
+        let e = ScoresInput::from_csv(&p, None).unwrap_err().to_string();
+        assert!(e.contains("crlf.csv:4:"), "{eol:?}: {e}");
+        // A repeated arch names both lines.
+        let text = ["arch,score", "8:8:8:8:8,1", "16:8:8:8:8,2", "8:8:8:8:8,3"].join(eol);
+        let p = dir.file("crlf.csv", &text);
+        let e = ScoresInput::from_csv(&p, None).unwrap_err().to_string();
+        assert!(
+            e.contains("crlf.csv:4:") && e.contains("already appears on line 2"),
+            "{eol:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn constant_scores_are_refused() {
+    let dir = TempDir::new("const");
+    let truth = GroundTruth::load(dir.file("t.csv", &truth_text(50))).unwrap();
+    let entries = (0..50)
+        .map(|i| ScoreEntry {
+            arch: NatsArch::from_index(i).unwrap(),
+            score: 1.5,
+        })
+        .collect();
+    let scores = ScoresInput::new("const.csv", "score", entries);
+    let e = correlate(&scores, &truth, &CorrelateOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("equal") && e.contains("const.csv"), "{e}");
+}

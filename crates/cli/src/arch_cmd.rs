@@ -66,6 +66,20 @@ pub enum ArchCommand {
     },
 }
 
+/// `--arch` as given, or the architecture in the file it names (e.g. `<run>/search/arch.json`,
+/// which holds a JSON string for NATS/MBConv and a JSON value for HyTra).
+fn arch_text(arch: String) -> Result<String> {
+    let path = std::path::Path::new(&arch);
+    if !path.is_file() {
+        return Ok(arch);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("--arch {arch}"))?;
+    Ok(match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => text,
+    })
+}
+
 pub fn run(cmd: ArchCommand) -> Result<()> {
     let (space, arch, input, classes, encoding, in_supernet, json) = match cmd {
         ArchCommand::Draw {
@@ -73,7 +87,7 @@ pub fn run(cmd: ArchCommand) -> Result<()> {
             arch,
             out,
             encoding,
-        } => return draw(space, &arch, &out, encoding),
+        } => return draw(space, &arch_text(arch)?, &out, encoding),
         ArchCommand::Cost {
             space,
             arch,
@@ -124,6 +138,7 @@ fn cost(
     in_supernet: bool,
     json: bool,
 ) -> Result<()> {
+    let arch = arch_text(arch)?;
     let default_input = if space == SpaceName::Nats { 32 } else { 224 };
     let input = input.unwrap_or(default_input);
     let classes = classes.unwrap_or(if space == SpaceName::Nats { 10 } else { 1000 });

@@ -73,6 +73,7 @@ fn with_presets(cmd: clap::Command) -> clap::Command {
 fn main() -> ExitCode {
     // Reuse freed tensor buffers instead of re-faulting them (docs/performance.md).
     bossnas_blocks::cpu_alloc::keep_freed_memory();
+    restore_sigpipe();
     let cli = Cli::from_arg_matches(&with_presets(Cli::command()).get_matches())
         .unwrap_or_else(|e| e.exit());
     let result = match cli.command {
@@ -89,8 +90,36 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// Rust ignores SIGPIPE, so `println!` to a closed pipe (`bossnas … | head -1`) panics.
+/// A command-line tool should end quietly instead, as `cat` does.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any thread is spawned; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// The error and its causes, each said once: library errors that wrap another (`#[from]`)
+/// already print it, so a cause whose text is already there is left out.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if text.contains(&s) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&s);
+    }
+    text
 }

@@ -88,6 +88,15 @@ pub fn run(cmd: NatsCommand) -> Result<()> {
     opts.bootstrap.resamples = bootstrap;
     opts.keep_points = out.is_some();
     let report = correlate(&scores, &truth, &opts)?;
+    let (n, total) = (scores.entries.len(), truth.archs.len());
+    if n < total {
+        eprintln!(
+            "warning: {} scores {n} of the {total} architectures of the ground truth ({:.1} %); \
+             the correlations describe those {n} only",
+            scores.source,
+            100.0 * n as f64 / total as f64
+        );
+    }
     if json {
         println!("{}", report.to_json());
     } else {

@@ -59,14 +59,19 @@ pub struct RetrainArgs {
 }
 
 pub fn retrain_run(args: RetrainArgs) -> Result<()> {
-    let (run, recipe, fresh) = match &args.resume {
+    // Every option is checked before a directory is created or a file written.
+    let (run, recipe, fresh, spec, device) = match &args.resume {
         Some(dir) => {
             let (recipe, mut meta) = load_run(dir)?;
+            let device_text = args.device.clone().unwrap_or_else(|| recipe.device.clone());
+            let (spec, device) = device_of(&device_text)?;
+            let run = RunDir::open_locked(dir.clone())?;
             if let Some(d) = &args.data {
+                open_sources(d, &recipe).context("--data")?;
                 meta.data = d.clone();
                 meta.save(dir)?;
             }
-            (RunDir::create(dir.clone())?, recipe, false)
+            (run, recipe, false, spec, device)
         }
         None => {
             let arch_text = args.arch.as_deref().expect("clap requires --arch");
@@ -76,23 +81,21 @@ pub fn retrain_run(args: RetrainArgs) -> Result<()> {
             if let Some(d) = &args.device {
                 recipe.device = d.clone();
             }
+            let (spec, device) = device_of(&recipe.device)?;
             let data = args.data.clone().expect("clap requires --data");
             let stamp = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis())
                 .unwrap_or(0);
-            let name = format!(
+            let stem = format!(
                 "retrain-{}-{}-{stamp}",
                 arch.space(),
                 recipe.preset.clone().unwrap_or_else(|| "recipe".into())
             );
-            let root = args.out.join(name);
-            let run = create_run(&root, &arch, &recipe, &data)?;
-            (run, recipe, true)
+            let run = create_run(&args.out, &stem, &arch, &recipe, &data)?;
+            (run, recipe, true, spec, device)
         }
     };
-    let device_text = args.device.clone().unwrap_or_else(|| recipe.device.clone());
-    let (spec, device) = device_of(&device_text)?;
     let meta = RunMeta::load(run.root())?;
     eprintln!(
         "{} run {} on {spec}: {} with recipe {}",

@@ -30,9 +30,9 @@ pub struct RateArgs {
     /// Device: cpu, wgpu[:N], cuda[:N] (default: the run's config).
     #[arg(long)]
     device: Option<String>,
-    /// Population centre.
-    #[arg(long, value_enum, default_value = "raw")]
-    centre: Centre,
+    /// Population centre (default raw).
+    #[arg(long, value_enum)]
+    centre: Option<Centre>,
     /// Recalibrate the predictor's BN (default: the config's `rating.predictor_bn_quirk`
     /// decides; the official code does not).
     #[arg(long)]
@@ -87,16 +87,37 @@ fn budget_value(name: &str, v: Option<f64>) -> Result<Option<u64>> {
 
 pub fn rate(args: RateArgs) -> Result<()> {
     let cfg = load_run_config(&args.run)?;
+    let spec: DeviceSpec = args
+        .device
+        .as_deref()
+        .unwrap_or(&cfg.device)
+        .parse()
+        .context("--device")?;
+    let device = spec.device().context("--device")?;
     if let Some(summary) = finished_rankings(&args.run, &cfg)? {
         // Every block was rated by population centre while training (a block's heads are
-        // replaced when the next block starts, so the rankings written then are final).
+        // replaced when the next block starts, so the rankings written then are final and
+        // cannot be redone with other options).
+        let given: Vec<&str> = [
+            (args.device.is_some(), "--device"),
+            (args.centre.is_some(), "--centre"),
+            (args.recalibrate_predictor, "--recalibrate-predictor"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        if !given.is_empty() {
+            bail!(
+                "{}: every block was rated while training and the trained heads are gone, so                  {} cannot be applied; run without them to print the stored rankings",
+                args.run.display(),
+                given.join(", ")
+            );
+        }
         println!("{summary}");
         return Ok(());
     }
-    let spec: DeviceSpec = args.device.as_deref().unwrap_or(&cfg.device).parse()?;
-    let device = spec.device()?;
     let options = RateOptions {
-        centre: match args.centre {
+        centre: match args.centre.unwrap_or(Centre::Raw) {
             Centre::Raw => CentreMode::Raw,
             Centre::Normalised => CentreMode::Normalised,
         },

@@ -1,9 +1,9 @@
 //! `bossnas train`: block-wise Siamese supernet training (ensemble bootstrapping).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use bossnas_blocks::device::DeviceSpec;
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use clap::Args;
@@ -15,9 +15,9 @@ use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 /// Options of `bossnas train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// A preset name or a `.toml`/`.json` config file (ignored with --resume, which uses the
+    /// A preset name or a `.toml`/`.json` config file (not with --resume, which uses the
     /// run's config.resolved.toml).
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(long, required_unless_present = "resume", conflicts_with = "resume")]
     config: Option<String>,
     /// Data directory (or the dataset's own folder); overrides the config's `data.root`.
     /// Default: `data.root` of a config file, else $BOSSNAS_DATA, else ~/.cache/bossnas. A
@@ -36,8 +36,9 @@ pub struct TrainArgs {
     /// Stop (with a checkpoint) after this many optimizer steps of the whole run.
     #[arg(long)]
     max_steps: Option<u64>,
-    /// Checkpoint every N optimizer steps (default: the config's `checkpoint.interval_epochs`).
-    #[arg(long)]
+    /// Checkpoint every N optimizer steps, N >= 1 (default: the config's
+    /// `checkpoint.interval_epochs`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     checkpoint_every: Option<u64>,
     /// No progress output.
     #[arg(long, conflicts_with = "json_progress")]
@@ -46,6 +47,17 @@ pub struct TrainArgs {
     /// end) instead of the terminal line / log lines.
     #[arg(long)]
     json_progress: bool,
+}
+
+/// `--config`: a preset name, else a config file; a file that was read reports its own error.
+fn load_config(spec: &str) -> Result<RunConfig> {
+    if PRESETS.contains(&spec) || Path::new(spec).exists() {
+        return Ok(RunConfig::from_preset_or_file(spec)?);
+    }
+    bail!(
+        "--config {spec}: not a preset ({}) and no such file",
+        PRESETS.join(", ")
+    )
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -64,21 +76,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         None => {
             let spec = args.config.as_deref().expect("clap requires --config");
-            let cfg = RunConfig::from_preset_or_file(spec).with_context(|| {
-                format!(
-                    "--config {spec}: not a preset ({}) or a readable config file",
-                    PRESETS.join(", ")
-                )
-            })?;
-            let stamp = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let name = format!(
-                "{}-{stamp}",
-                cfg.preset.clone().unwrap_or_else(|| "run".into())
-            );
-            (cfg, args.out.join(name), false)
+            let cfg = load_config(spec)?;
+            (cfg, args.out.clone(), false)
         }
     };
     // One rule for every command (crate::locate): --data, else $BOSSNAS_DATA, else the cache;
@@ -94,7 +93,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
     cfg.validate()?;
     let spec: DeviceSpec = cfg.device.parse()?;
     let device = spec.device()?;
-    let run = RunDir::create(&run_dir)?;
+    // Everything is checked; only now is a directory created (or an existing one locked).
+    let run = if resume {
+        RunDir::open_locked(&run_dir)?
+    } else {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let stem = format!(
+            "{}-{stamp}",
+            cfg.preset.clone().unwrap_or_else(|| "run".into())
+        );
+        RunDir::create_unique(&run_dir, &stem)?
+    };
     if resume && (args.data.is_some() || args.device.is_some()) {
         // Keep the run's record of where it continued.
         cfg.save_resolved(run.root())?;

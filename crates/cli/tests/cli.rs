@@ -295,6 +295,24 @@ fn train_then_search_end_to_end_on_tiny() {
         .unwrap_or_else(|| arch.to_string());
     let v = json_of(&["arch", "cost", "--space", "nats", "--arch", &arch, "--json"]);
     assert!(v["params"].as_u64().unwrap() > 0);
+    // ... also given as the file itself (docs/training.md).
+    let arch_file = run.join("search/arch.json");
+    let w = json_of(&[
+        "arch",
+        "cost",
+        "--space",
+        "nats",
+        "--arch",
+        arch_file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(w["params"], v["params"]);
+    // Options that cannot be honoured on a finished run are refused, not ignored.
+    let r = run.to_str().unwrap();
+    fails_with(&["rate", "--run", r, "--device", "tpu"], "tpu");
+    fails_with(&["rate", "--run", r, "--centre", "normalised"], "--centre");
+    fails_with(&["rate", "--run", r, "--device", "cpu"], "--device");
+    fails_with(&["search", "--run", r, "--lambda", "1,1"], "3 blocks");
     // Resuming a finished run is a no-op that succeeds.
     let out = bossnas(&["train", "--resume", run.to_str().unwrap(), "--quiet"]);
     assert!(
@@ -313,4 +331,42 @@ fn train_bad_input_is_a_clear_error() {
         "/nonexistent/run",
     );
     fails_with(&["search", "--run", "/nonexistent/run"], "/nonexistent/run");
+}
+
+#[test]
+fn config_errors_name_the_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "preset = \"tiny\"\n[train]\nlr = \"fast\"\n").unwrap();
+    let out = bossnas(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.path().join("runs").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`train.lr`") && err.contains("fast"), "{err}");
+    assert!(!err.contains("not a preset"), "{err}");
+    assert_eq!(err.matches("bad.toml").count(), 1, "{err}");
+    assert!(!dir.path().join("runs").exists());
+    fails_with(&["train", "--config", "no-such-file.toml"], "no such file");
+}
+
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bossnas"))
+        .args(["space", "info", "hytra", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before anything is written, as `| head -1` does after a line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
 }

@@ -125,8 +125,16 @@ fn search_retrain_resume_eval_export_end_to_end() {
     let mut bytes = std::fs::read(&model).unwrap();
     bytes.truncate(bytes.len() - 7);
     std::fs::write(&model, bytes).unwrap();
-    fails_with(&["retrain", "--resume", &s(&rrun), "--quiet"], "model.bpk");
     fails_with(&["eval", "--checkpoint", &s(&rrun)], "truncated");
+    // `--resume` falls back to the newest intact checkpoint, saying which and why.
+    let out = bossnas(&["retrain", "--resume", &s(&rrun), "--quiet"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("model.bpk") && err.contains("truncated") && err.contains("newest intact"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("finished after 4/4"));
     let _ = std::fs::remove_dir_all(&tmp);
 }
 

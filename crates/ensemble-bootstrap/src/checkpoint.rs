@@ -14,17 +14,26 @@
 //!       state.json                TrainState + manifest (size and FNV-1a-64 of every file)
 //! ```
 //!
-//! Every file is written with [`atomic_write`] (temporary file in the same directory, fsync,
-//! rename, fsync of the directory). A checkpoint directory is complete once its `state.json`
-//! (written last) exists, and it becomes current only when `LATEST` is atomically replaced, so
-//! a crash at any point leaves the previous checkpoint loadable. Loading checks every file
-//! named in the manifest (presence, size, hash) **before** parsing, and reports a corrupt or
-//! partial checkpoint as a [`CheckpointError`] naming the file instead of panicking.
+//! A checkpoint is written whole into a hidden staging directory
+//! (`checkpoint/.staging-<tag>-<pid>/`, every file fsynced), which is renamed to `<tag>` only
+//! when complete; a write that fails (disk full) removes the staging directory, and staging
+//! directories left by a killed process are removed when the run is next opened. The
+//! checkpoint becomes current only when `LATEST` is atomically replaced ([`atomic_write`]:
+//! temporary file, fsync, rename, fsync of the directory), so a crash at any point leaves the
+//! previous checkpoint loadable. Loading checks every file named in the manifest (presence,
+//! size, hash) **before** parsing, and reports a corrupt or partial checkpoint as a
+//! [`CheckpointError`] naming the file instead of panicking; [`RunDir::resume_latest`] then
+//! falls back to the newest intact checkpoint and says so.
+//!
+//! `state.json` also records the length of `metrics.jsonl` at the checkpoint, and resuming
+//! cuts the file back to it (see [`crate::run_dir::rewind_metrics`]), so the metrics of a
+//! resumed run equal those of an uninterrupted one.
 //!
 //! Take module records with [`record_of`], which calls `valid()` first so BatchNorm running
 //! statistics are synchronised (`RunningState::value()` can lag one update behind).
 
 use crate::data::DataPosition;
+use crate::run_dir::{LockError, RunLock};
 use burn::module::Module;
 use burn::optim::{ModuleOptimizer, OptimizerRecord};
 use burn::store::ModuleRecord;
@@ -49,6 +58,10 @@ pub const STATE_FILE: &str = "state.json";
 pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
 /// Version of the `state.json` format.
 pub const FORMAT_VERSION: u32 = 1;
+/// Name prefix of the directory a checkpoint is written into before it is renamed into place.
+pub const STAGING_PREFIX: &str = ".staging-";
+/// Name prefix under which a corrupt checkpoint is set aside when resume falls back.
+pub const CORRUPT_PREFIX: &str = ".corrupt-";
 
 /// Errors while saving or loading checkpoints.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +89,16 @@ pub enum CheckpointError {
         name: String,
         /// Burn's message.
         reason: String,
+    },
+    /// Another process is writing to this run directory.
+    #[error(
+        "{} is in use by another process (it holds {}); wait for that run to end",
+        path.display(),
+        path.join(crate::run_dir::LOCK_FILE).display()
+    )]
+    InUse {
+        /// The run directory.
+        path: PathBuf,
     },
     /// Encoding a record failed.
     #[error("encoding `{name}`: {reason}")]
@@ -123,6 +146,95 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+fn sync_dir(dir: &Path) {
+    // Best effort: directories cannot be opened for syncing on every platform.
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook: the checkpoint file write with this 0-based index (counted per thread)
+    /// fails as if the disk were full.
+    static FAIL_CHECKPOINT_WRITE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Writes and fsyncs a new file (inside a staging directory, so no rename is needed).
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    #[cfg(test)]
+    FAIL_CHECKPOINT_WRITE.with(|n| match n.get() {
+        Some(0) => {
+            n.set(None);
+            Err(io_err(path)(io::Error::from(io::ErrorKind::StorageFull)))
+        }
+        Some(k) => {
+            n.set(Some(k - 1));
+            Ok(())
+        }
+        None => Ok(()),
+    })?;
+    let mut f = fs::File::create(path).map_err(io_err(path))?;
+    f.write_all(bytes).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
+}
+
+/// Writes a complete checkpoint (records, optimizer, then `state.json`) into the new
+/// directory `staging`.
+fn stage_checkpoint(
+    staging: &Path,
+    records: Vec<(String, ModuleRecord)>,
+    optimizer: Option<&ModuleOptimizer>,
+    state: &TrainState,
+    metrics_bytes: Option<u64>,
+) -> Result<(), CheckpointError> {
+    if staging.exists() {
+        fs::remove_dir_all(staging).map_err(io_err(staging))?;
+    }
+    fs::create_dir(staging).map_err(io_err(staging))?;
+    let mut manifest = Vec::new();
+    let mut write = |file: String, bytes: &[u8]| -> Result<(), CheckpointError> {
+        write_synced(&staging.join(&file), bytes)?;
+        manifest.push(ManifestEntry {
+            file,
+            bytes: bytes.len() as u64,
+            fnv1a64: format!("{:016x}", fnv1a64(bytes)),
+        });
+        Ok(())
+    };
+    let mut names = Vec::new();
+    for (name, record) in records {
+        let bytes = record.into_bytes().map_err(|e| CheckpointError::Encode {
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        write(format!("{name}.bpk"), &bytes[..])?;
+        names.push(name);
+    }
+    if let Some(opt) = optimizer {
+        let bytes = opt.into_bytes().map_err(|e| CheckpointError::Encode {
+            name: "optimizer".into(),
+            reason: e.to_string(),
+        })?;
+        write(OPTIMIZER_FILE.into(), &bytes[..])?;
+    }
+    let file = StateFile {
+        format_version: FORMAT_VERSION,
+        state: state.clone(),
+        records: names,
+        has_optimizer: optimizer.is_some(),
+        manifest,
+        metrics_bytes,
+    };
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| CheckpointError::Encode {
+        name: STATE_FILE.into(),
+        reason: e.to_string(),
+    })?;
+    write_synced(&staging.join(STATE_FILE), &json)?;
+    sync_dir(staging);
+    Ok(())
 }
 
 /// FNV-1a 64-bit hash (corruption check, not cryptographic).
@@ -210,21 +322,82 @@ struct StateFile {
     records: Vec<String>,
     has_optimizer: bool,
     manifest: Vec<ManifestEntry>,
+    /// Length of `metrics.jsonl` when the checkpoint was written (absent in older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metrics_bytes: Option<u64>,
 }
 
 /// A run directory (see the [module documentation](self) for the layout).
 #[derive(Debug, Clone)]
 pub struct RunDir {
     root: PathBuf,
+    /// Held for the life of a run that writes here ([`RunDir::create_unique`],
+    /// [`RunDir::open_locked`]).
+    lock: Option<RunLock>,
 }
 
 impl RunDir {
-    /// Creates `root` and `root/checkpoint` if needed.
+    /// Creates `root` and `root/checkpoint` if needed (no lock: for tests and readers; runs
+    /// use [`RunDir::create_unique`] or [`RunDir::open_locked`]).
     pub fn create(root: impl Into<PathBuf>) -> Result<Self, CheckpointError> {
         let root = root.into();
         let ck = root.join(CHECKPOINT_DIR);
         fs::create_dir_all(&ck).map_err(io_err(&ck))?;
-        Ok(Self { root })
+        Ok(Self { root, lock: None })
+    }
+
+    /// Creates a new run directory `<parent>/<stem>` (or `<stem>-2`, `<stem>-3`, ... when
+    /// taken: never one that exists, even when runs start in the same second) and takes its
+    /// lock.
+    pub fn create_unique(parent: &Path, stem: &str) -> Result<Self, CheckpointError> {
+        let root =
+            crate::run_dir::create_unique_dir(parent, stem).map_err(io_err(&parent.join(stem)))?;
+        let run = Self::open_locked(root.clone());
+        if run.is_err() {
+            let _ = fs::remove_dir_all(&root);
+        }
+        run
+    }
+
+    /// Opens the existing run directory `root` for writing: takes its lock (refused with
+    /// [`CheckpointError::InUse`] while another process holds it) and removes checkpoint
+    /// staging directories a killed process left behind.
+    pub fn open_locked(root: impl Into<PathBuf>) -> Result<Self, CheckpointError> {
+        let root = root.into();
+        if !root.is_dir() {
+            return Err(io_err(&root)(io::Error::new(
+                io::ErrorKind::NotFound,
+                "not a directory",
+            )));
+        }
+        let lock = match RunLock::acquire(&root) {
+            Ok(l) => l,
+            Err(LockError::InUse) => return Err(CheckpointError::InUse { path: root }),
+            Err(LockError::Io(e)) => {
+                return Err(io_err(&root.join(crate::run_dir::LOCK_FILE))(e));
+            }
+        };
+        let ck = root.join(CHECKPOINT_DIR);
+        fs::create_dir_all(&ck).map_err(io_err(&ck))?;
+        for entry in fs::read_dir(&ck).map_err(io_err(&ck))?.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(STAGING_PREFIX)
+            {
+                let p = entry.path();
+                fs::remove_dir_all(&p).map_err(io_err(&p))?;
+            }
+        }
+        Ok(Self {
+            root,
+            lock: Some(lock),
+        })
+    }
+
+    /// Whether this handle holds the run's lock.
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
     }
 
     /// The run directory.
@@ -292,56 +465,41 @@ impl RunDir {
         }
         let ck = self.checkpoint_dir();
         let dir = ck.join(tag);
-        if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-        }
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-
-        let mut manifest = Vec::new();
-        let mut write = |file: String, bytes: &[u8]| -> Result<(), CheckpointError> {
-            let path = dir.join(&file);
-            atomic_write(&path, bytes).map_err(io_err(&path))?;
-            manifest.push(ManifestEntry {
-                file,
-                bytes: bytes.len() as u64,
-                fnv1a64: format!("{:016x}", fnv1a64(bytes)),
+        let staging = ck.join(format!("{STAGING_PREFIX}{tag}-{}", std::process::id()));
+        let metrics_bytes = self.sync_metrics()?;
+        let staged =
+            stage_checkpoint(&staging, records, optimizer, state, metrics_bytes).and_then(|()| {
+                // Replace an older checkpoint of the same name (e.g. re-saved after a resume).
+                if dir.exists() {
+                    fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+                }
+                fs::rename(&staging, &dir).map_err(io_err(&dir))?;
+                sync_dir(&ck);
+                Ok(())
             });
-            Ok(())
-        };
-        let mut names = Vec::new();
-        for (name, record) in records {
-            let bytes = record.into_bytes().map_err(|e| CheckpointError::Encode {
-                name: name.clone(),
-                reason: e.to_string(),
-            })?;
-            write(format!("{name}.bpk"), &bytes[..])?;
-            names.push(name);
+        if let Err(e) = staged {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
         }
-        if let Some(opt) = optimizer {
-            let bytes = opt.into_bytes().map_err(|e| CheckpointError::Encode {
-                name: "optimizer".into(),
-                reason: e.to_string(),
-            })?;
-            write(OPTIMIZER_FILE.into(), &bytes[..])?;
-        }
-        let file = StateFile {
-            format_version: FORMAT_VERSION,
-            state: state.clone(),
-            records: names,
-            has_optimizer: optimizer.is_some(),
-            manifest,
-        };
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| CheckpointError::Encode {
-            name: STATE_FILE.into(),
-            reason: e.to_string(),
-        })?;
-        let state_path = dir.join(STATE_FILE);
-        atomic_write(&state_path, &json).map_err(io_err(&state_path))?;
         let latest = ck.join(LATEST);
         atomic_write(&latest, tag.as_bytes()).map_err(io_err(&latest))?;
 
         self.prune(tag, keep.max(1))?;
         Ok(dir)
+    }
+
+    /// Flushes `metrics.jsonl` to disk and returns its length (what a resume rewinds to).
+    fn sync_metrics(&self) -> Result<Option<u64>, CheckpointError> {
+        let path = self.metrics_path();
+        match fs::OpenOptions::new().append(true).open(&path) {
+            Ok(f) => {
+                f.sync_data().map_err(io_err(&path))?;
+                let len = f.metadata().map_err(io_err(&path))?.len();
+                Ok(Some(len))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Some(0)),
+            Err(e) => Err(io_err(&path)(e)),
+        }
     }
 
     /// Removes checkpoint directories other than `current`, keeping the newest `keep` in total
@@ -352,7 +510,7 @@ impl RunDir {
         for entry in fs::read_dir(&ck).map_err(io_err(&ck))? {
             let entry = entry.map_err(io_err(&ck))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name == current || !entry.path().is_dir() {
+            if name == current || name.starts_with('.') || !entry.path().is_dir() {
                 continue;
             }
             let modified = entry
@@ -388,6 +546,110 @@ impl RunDir {
     }
 }
 
+impl RunDir {
+    /// The checkpoint to resume from, with `metrics.jsonl` cut back to it.
+    ///
+    /// Loads the checkpoint `LATEST` names; when that one is missing or corrupt, falls back to
+    /// the newest intact checkpoint directory (by modification time), sets the corrupt one
+    /// aside as `checkpoint/.corrupt-<tag>` and says on stderr which checkpoint it used and
+    /// why. `Ok(None)` when the run has no checkpoint at all; the original error when none is
+    /// intact. Then removes the metrics written after that checkpoint (and a torn last line).
+    pub fn resume_latest(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+        let ck = match self.load_latest() {
+            Ok(None) if self.checkpoint_dirs()?.is_empty() => return Ok(None),
+            Ok(Some(ck)) => ck,
+            latest => {
+                let why = match latest {
+                    Ok(_) => format!(
+                        "{} is missing",
+                        self.checkpoint_dir().join(LATEST).display()
+                    ),
+                    Err(e) => e.to_string(),
+                };
+                let bad = self.latest_tag();
+                let mut fallback = None;
+                for (_, dir) in self.checkpoint_dirs()? {
+                    if bad.as_deref() == dir.file_name().and_then(|n| n.to_str()) {
+                        continue;
+                    }
+                    if let Ok(ck) = Checkpoint::load(&dir) {
+                        fallback = Some(ck);
+                        break;
+                    }
+                }
+                let Some(ck) = fallback else {
+                    return match self.load_latest() {
+                        Err(e) => Err(e),
+                        Ok(_) => Err(CheckpointError::Corrupt {
+                            path: self.checkpoint_dir(),
+                            reason: format!("{why}, and no checkpoint directory is intact"),
+                        }),
+                    };
+                };
+                let mut set_aside = None;
+                if let Some(tag) = bad {
+                    let from = self.checkpoint_dir().join(&tag);
+                    if from.is_dir() {
+                        let to = self.checkpoint_dir().join(format!("{CORRUPT_PREFIX}{tag}"));
+                        let _ = fs::remove_dir_all(&to);
+                        fs::rename(&from, &to).map_err(io_err(&from))?;
+                        set_aside = Some(to);
+                    }
+                }
+                let latest = self.checkpoint_dir().join(LATEST);
+                let tag = ck.dir.file_name().unwrap_or_default().to_string_lossy();
+                atomic_write(&latest, tag.as_bytes()).map_err(io_err(&latest))?;
+                eprintln!(
+                    "warning: the newest checkpoint is unusable ({why}); resuming from {} \
+                     (step {}), the newest intact checkpoint{}",
+                    ck.dir.display(),
+                    ck.state.global_step,
+                    match set_aside {
+                        Some(p) => format!("; the corrupt one was kept as {}", p.display()),
+                        None => String::new(),
+                    }
+                );
+                ck
+            }
+        };
+        let metrics = self.metrics_path();
+        crate::run_dir::rewind_metrics(&metrics, ck.metrics_bytes).map_err(io_err(&metrics))?;
+        Ok(Some(ck))
+    }
+
+    /// The tag `LATEST` names, if it can be read.
+    fn latest_tag(&self) -> Option<String> {
+        let t = fs::read_to_string(self.checkpoint_dir().join(LATEST)).ok()?;
+        let t = t.trim();
+        (!t.is_empty() && !t.contains(['/', '\\']) && !t.starts_with('.')).then(|| t.to_string())
+    }
+
+    /// Checkpoint directories (not staging or set-aside ones), newest first by modification
+    /// time.
+    fn checkpoint_dirs(&self) -> Result<Vec<(std::time::SystemTime, PathBuf)>, CheckpointError> {
+        let ck = self.checkpoint_dir();
+        let mut dirs = Vec::new();
+        let entries = match fs::read_dir(&ck) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(dirs),
+            Err(e) => return Err(io_err(&ck)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err(&ck))?;
+            if entry.file_name().to_string_lossy().starts_with('.') || !entry.path().is_dir() {
+                continue;
+            }
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+            dirs.push((modified, entry.path()));
+        }
+        dirs.sort_by(|a, b| b.cmp(a));
+        Ok(dirs)
+    }
+}
+
 /// A verified checkpoint, read fully into memory.
 #[derive(Debug)]
 pub struct Checkpoint {
@@ -395,6 +657,8 @@ pub struct Checkpoint {
     pub dir: PathBuf,
     /// The train state.
     pub state: TrainState,
+    /// Length of `metrics.jsonl` when it was written (`None` in older runs).
+    pub metrics_bytes: Option<u64>,
     records: BTreeMap<String, Vec<u8>>,
     optimizer: Option<Vec<u8>>,
 }
@@ -458,6 +722,7 @@ impl Checkpoint {
         Ok(Self {
             dir,
             state: file.state,
+            metrics_bytes: file.metrics_bytes,
             records,
             optimizer,
         })
@@ -718,6 +983,140 @@ mod tests {
         run.append_metrics(&serde_json::json!({"step": 2})).unwrap();
         let text = fs::read_to_string(run.metrics_path()).unwrap();
         assert_eq!(text.lines().count(), 2);
+    }
+
+    fn visible_entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_failed_checkpoint_write_leaves_nothing_behind() {
+        let device = Device::flex();
+        let model = Tiny::new(&device);
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path()).unwrap();
+        let save = |tag: &str| {
+            run.save_checkpoint(
+                tag,
+                vec![("online".into(), record_of(&model))],
+                Some(&LarsConfig::new().init()),
+                &state(),
+                2,
+            )
+        };
+        save("good").unwrap();
+        // Disk full at each write of the next checkpoint: online.bpk, optimizer.bpk, state.json.
+        for k in 0..3 {
+            FAIL_CHECKPOINT_WRITE.with(|n| n.set(Some(k)));
+            let e = save("next").unwrap_err().to_string();
+            assert!(e.contains("no storage space"), "{e}");
+            assert_eq!(
+                visible_entries(&run.checkpoint_dir()),
+                ["LATEST", "good"],
+                "write {k}"
+            );
+            let ck = run.load_latest().unwrap().unwrap();
+            assert!(ck.dir.ends_with("good"));
+        }
+        FAIL_CHECKPOINT_WRITE.with(|n| n.set(None));
+        // A staging directory left by a killed process is removed when the run is reopened.
+        fs::create_dir(run.checkpoint_dir().join(".staging-next-1")).unwrap();
+        fs::write(
+            run.checkpoint_dir().join(".staging-next-1/online.bpk"),
+            b"x",
+        )
+        .unwrap();
+        let reopened = RunDir::open_locked(tmp.path()).unwrap();
+        assert_eq!(
+            visible_entries(&reopened.checkpoint_dir()),
+            ["LATEST", "good"]
+        );
+        save("next").unwrap();
+        assert!(run.load_latest().unwrap().unwrap().dir.ends_with("next"));
+    }
+
+    #[test]
+    fn resume_falls_back_to_the_newest_intact_checkpoint_and_rewinds_metrics() {
+        let device = Device::flex();
+        let model = Tiny::new(&device);
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path()).unwrap();
+        let mut expected_metrics = String::new();
+        for step in 1..=3u64 {
+            let line = format!("{{\"step\":{step}}}\n");
+            run.append_metrics(&serde_json::json!({ "step": step }))
+                .unwrap();
+            expected_metrics.push_str(&line);
+            let mut s = state();
+            s.global_step = step;
+            run.save_checkpoint(
+                &format!("s{step}"),
+                vec![("online".into(), record_of(&model))],
+                None,
+                &s,
+                2,
+            )
+            .unwrap();
+            // Distinct modification times for the fallback order.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        run.append_metrics(&serde_json::json!({"step": 4})).unwrap();
+        // Uninterrupted newest checkpoint: metrics cut back to step 3.
+        let ck = run.resume_latest().unwrap().unwrap();
+        assert_eq!(ck.state.global_step, 3);
+        assert_eq!(
+            fs::read_to_string(run.metrics_path()).unwrap(),
+            expected_metrics
+        );
+
+        // Corrupt the newest: resume uses s2, sets s3 aside, cuts metrics to step 2.
+        let f = run.checkpoint_dir().join("s3/online.bpk");
+        let mut bytes = fs::read(&f).unwrap();
+        bytes[0] ^= 0xff;
+        fs::write(&f, bytes).unwrap();
+        let mut torn = fs::OpenOptions::new()
+            .append(true)
+            .open(run.metrics_path())
+            .unwrap();
+        torn.write_all(b"{\"step\":4,\"lo").unwrap();
+        assert!(run.load_latest().is_err());
+        let ck = run.resume_latest().unwrap().unwrap();
+        assert_eq!(ck.state.global_step, 2);
+        assert!(ck.dir.ends_with("s2"));
+        assert_eq!(
+            fs::read_to_string(run.metrics_path()).unwrap(),
+            "{\"step\":1}\n{\"step\":2}\n"
+        );
+        assert_eq!(
+            visible_entries(&run.checkpoint_dir()),
+            [".corrupt-s3", "LATEST", "s2"]
+        );
+        assert!(run.load_latest().unwrap().unwrap().dir.ends_with("s2"));
+
+        // Nothing intact: the original error.
+        let f = run.checkpoint_dir().join("s2/state.json");
+        fs::write(&f, b"{").unwrap();
+        let e = run.resume_latest().unwrap_err().to_string();
+        assert!(e.contains("state.json"), "{e}");
+    }
+
+    #[test]
+    fn a_locked_run_cannot_be_opened_twice() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = RunDir::create_unique(tmp.path(), "run").unwrap();
+        let b = RunDir::create_unique(tmp.path(), "run").unwrap();
+        assert_ne!(a.root(), b.root());
+        assert!(a.is_locked());
+        let e = RunDir::open_locked(a.root()).unwrap_err();
+        assert!(matches!(e, CheckpointError::InUse { .. }), "{e}");
+        assert!(e.to_string().contains("in use"), "{e}");
+        drop(a);
+        RunDir::open_locked(tmp.path().join("run")).unwrap();
     }
 
     #[test]

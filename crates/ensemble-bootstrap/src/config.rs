@@ -359,6 +359,23 @@ fn invalid(field: &str, value: impl std::fmt::Display, expected: &str) -> Config
     }
 }
 
+/// The allowed range in plain words: `f64::MIN_POSITIVE` as a lower bound means "> 0" (it is
+/// not printed: its decimal form has 300 zeros).
+fn range_text(lo: f64, hi: f64) -> String {
+    let low = if lo == f64::MIN_POSITIVE {
+        "> 0".to_string()
+    } else {
+        format!(">= {lo}")
+    };
+    if hi.is_infinite() {
+        format!("a finite number {low}")
+    } else if lo == f64::MIN_POSITIVE {
+        format!("a number > 0 and <= {hi}")
+    } else {
+        format!("a number in [{lo}, {hi}]")
+    }
+}
+
 fn nats_widths() -> Vec<usize> {
     (1..=8).map(|i| 8 * i).collect()
 }
@@ -720,7 +737,7 @@ impl RunConfig {
             ("train.ema_momentum", t.ema_momentum, 0.0, 1.0),
         ] {
             if !v.is_finite() || v < lo || v > hi {
-                return Err(invalid(field, v, &format!("a number in [{lo}, {hi}]")));
+                return Err(invalid(field, v, &range_text(lo, hi)));
             }
         }
         let h = &self.heads;
@@ -830,6 +847,11 @@ where
         serde_json::from_str(text).map_err(|e| err(e.to_string()))?
     } else {
         let v: toml::Value = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        // JSON has no NaN or infinity: converted, they would become `null` and be reported
+        // as a type error without the key.
+        if let Some((key, x)) = non_finite_float(&v, String::new()) {
+            return Err(err(format!("`{key}` = {x}: not a finite number")));
+        }
         serde_json::to_value(v).map_err(|e| err(e.to_string()))?
     };
     let value = match value.get("preset").and_then(|p| p.as_str()) {
@@ -839,7 +861,44 @@ where
         }
         None => value,
     };
-    serde_json::from_value(value).map_err(|e| err(e.to_string()))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let key = e.path().to_string();
+        let message = plain_serde_message(&e.inner().to_string());
+        err(if key == "." {
+            message
+        } else {
+            format!("`{key}`: {message}")
+        })
+    })
+}
+
+/// The first non-finite float of a TOML document, with its dotted key.
+fn non_finite_float(v: &toml::Value, key: String) -> Option<(String, f64)> {
+    let join = |k: &str| {
+        if key.is_empty() {
+            k.to_string()
+        } else {
+            format!("{key}.{k}")
+        }
+    };
+    match v {
+        toml::Value::Float(x) if !x.is_finite() => Some((key, *x)),
+        toml::Value::Table(t) => t.iter().find_map(|(k, v)| non_finite_float(v, join(k))),
+        toml::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| non_finite_float(v, format!("{key}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// serde's type names in words a config author knows.
+fn plain_serde_message(m: &str) -> String {
+    m.replace("expected usize", "expected an integer >= 0")
+        .replace("expected u64", "expected an integer >= 0")
+        .replace("expected u32", "expected an integer >= 0")
+        .replace("expected f64", "expected a number")
+        .replace("expected f32", "expected a number")
 }
 
 /// Deep merge: tables merge key by key, anything else in `over` replaces `base`.
@@ -942,6 +1001,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("train.ema_momentum"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_key_value_and_range() {
+        let toml = |body: &str| {
+            RunConfig::from_toml_str(&format!("preset = \"tiny\"\n[train]\n{body}\n"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = toml("lr = \"fast\"");
+        assert!(e.contains("`train.lr`") && e.contains("\"fast\""), "{e}");
+        for v in ["nan", "inf", "-inf"] {
+            let e = toml(&format!("lr = {v}"));
+            assert!(
+                e.contains("`train.lr`") && e.contains("not a finite number"),
+                "{e}"
+            );
+            assert!(!e.contains("null"), "{e}");
+        }
+        let e = toml("lr = -0.1");
+        assert!(e.contains("train.lr") && e.contains("-0.1"), "{e}");
+        assert!(e.contains("> 0") && !e.contains("0.000"), "{e}");
+        assert!(e.len() < 120, "{e}");
+        let e = RunConfig::from_json_str(r#"{"preset": "tiny", "train": {"batch_size": -1}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`train.batch_size`") && e.contains("-1") && e.contains(">= 0"),
+            "{e}"
+        );
+        let e = RunConfig::from_json_str(r#"{"preset": "tiny", "space": {"widths": [4, "x"]}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`space.widths[1]`"), "{e}");
+        // One message per problem: no part of it repeated.
+        let first = e.split(": ").next().unwrap();
+        assert_eq!(e.matches(first).count(), 1, "{e}");
     }
 
     #[test]

@@ -519,7 +519,7 @@ impl<S: Supernet> Trainer<S> {
         spatial_adapters: bool,
     ) -> Result<Self, TrainError> {
         cfg.validate()?;
-        let ck = run_dir.load_latest()?.ok_or_else(|| {
+        let ck = run_dir.resume_latest()?.ok_or_else(|| {
             TrainError::Resume(format!(
                 "{} has no checkpoint (missing {})",
                 run_dir.root().display(),

@@ -123,11 +123,14 @@ pub fn run_sanity(
         let gt = truth
             .accuracy_of(a, AccuracyColumn::Cifar10TestHp90)
             .ok_or_else(|| RetrainError::Data(format!("{a} is not in {}", truth_csv.display())))?;
-        let dir = out.join(a.to_string().replace(':', "-"));
+        let name = a.to_string().replace(':', "-");
+        let dir = out.join(&name);
         let run = if dir.join(RUN_FILE).is_file() {
-            RunDir::create(&dir)?
+            RunDir::open_locked(&dir)?
         } else {
-            create_run(&dir, &ArchSpec::Nats(*a), recipe, data)?
+            // A directory without run.json is a creation that was interrupted: start again.
+            let _ = std::fs::remove_dir_all(&dir);
+            create_run(out, &name, &ArchSpec::Nats(*a), recipe, data)?
         };
         let t0 = Instant::now();
         let outcome = retrain(

@@ -93,9 +93,12 @@ pub fn load_run(run: &Path) -> Result<(Recipe, RunMeta), RetrainError> {
     Ok((recipe, meta))
 }
 
-/// Creates a run directory with its recipe and metadata (checks both first).
+/// Creates a new run directory `<parent>/<stem>` (suffixed `-2`, `-3`, ... when the name is
+/// taken; see [`RunDir::create_unique`]) with its recipe and metadata, and holds its lock.
+/// The recipe and the data are checked before anything is created.
 pub fn create_run(
-    root: &Path,
+    parent: &Path,
+    stem: &str,
     arch: &ArchSpec,
     recipe: &Recipe,
     data: &str,
@@ -103,13 +106,18 @@ pub fn create_run(
     recipe.validate()?;
     // Fail before creating anything when the data cannot be opened.
     open_sources(data, recipe)?;
-    let run = RunDir::create(root)?;
-    recipe.save_resolved(run.root())?;
-    RunMeta {
-        arch: arch.to_json(),
-        data: data.to_string(),
+    let run = RunDir::create_unique(parent, stem)?;
+    let written = recipe.save_resolved(run.root()).and_then(|_| {
+        RunMeta {
+            arch: arch.to_json(),
+            data: data.to_string(),
+        }
+        .save(run.root())
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(run.root());
+        return Err(e);
     }
-    .save(run.root())?;
     Ok(run)
 }
 
@@ -242,7 +250,7 @@ pub fn retrain(
     let mut step = 0u64;
     let mut checkpoint = None;
     let mut finished_before = false;
-    if let Some(ck) = run.load_latest()? {
+    if let Some(ck) = run.resume_latest()? {
         model = ck.load_module("model", model)?;
         opt = ck.load_optimizer(opt)?;
         if let Some(e) = ema.as_mut() {

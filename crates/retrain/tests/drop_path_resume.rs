@@ -21,9 +21,9 @@ fn a_resumed_drop_path_run_equals_an_uninterrupted_one() {
         max_steps,
         progress: false,
     };
-    let whole = create_run(&dir.path().join("whole"), &arch, &recipe, "synthetic").unwrap();
+    let whole = create_run(dir.path(), "whole", &arch, &recipe, "synthetic").unwrap();
     let a = retrain(&whole, &device, &opts(None)).unwrap();
-    let split = create_run(&dir.path().join("split"), &arch, &recipe, "synthetic").unwrap();
+    let split = create_run(dir.path(), "split", &arch, &recipe, "synthetic").unwrap();
     retrain(&split, &device, &opts(Some(4))).unwrap();
     let b = retrain(&split, &device, &opts(None)).unwrap();
     assert!(a.finished && b.finished);
@@ -34,7 +34,7 @@ fn a_resumed_drop_path_run_equals_an_uninterrupted_one() {
 
     // Without the per-step seed the masks would differ: another seed gives another loss.
     recipe.seed = 1;
-    let other = create_run(&dir.path().join("other"), &arch, &recipe, "synthetic").unwrap();
+    let other = create_run(dir.path(), "other", &arch, &recipe, "synthetic").unwrap();
     let c = retrain(&other, &device, &opts(None)).unwrap();
     assert_ne!(c.last_loss, a.last_loss);
 }

@@ -30,12 +30,12 @@ fn interrupted_and_resumed_run_equals_an_uninterrupted_one() {
     recipe.regularization.repeated_aug = true;
     recipe.data.eval_crop_pct = 0.875;
 
-    let whole = create_run(&dir.path().join("whole"), &arch, &recipe, "synthetic").unwrap();
+    let whole = create_run(dir.path(), "whole", &arch, &recipe, "synthetic").unwrap();
     let a = retrain(&whole, &device, &opts(None)).unwrap();
     assert!(a.finished);
     assert_eq!((a.global_step, a.total_steps), (8, 8));
 
-    let split = create_run(&dir.path().join("split"), &arch, &recipe, "synthetic").unwrap();
+    let split = create_run(dir.path(), "split", &arch, &recipe, "synthetic").unwrap();
     let s1 = retrain(&split, &device, &opts(Some(3))).unwrap();
     assert!(!s1.finished && s1.global_step == 3 && s1.eval.is_none());
     let s2 = retrain(&split, &device, &opts(None)).unwrap();
@@ -86,7 +86,7 @@ fn corrupt_checkpoint_is_refused_naming_the_file() {
     let device = Device::flex();
     let arch = ArchSpec::parse("8:8:8:8:8").unwrap();
     let recipe = Recipe::preset("tiny").unwrap();
-    let run = create_run(dir.path(), &arch, &recipe, "synthetic").unwrap();
+    let run = create_run(dir.path(), "run", &arch, &recipe, "synthetic").unwrap();
     let out = retrain(&run, &device, &opts(Some(1))).unwrap();
     let ck = out.checkpoint.unwrap();
     let file = ck.join("model.bpk");
@@ -106,7 +106,7 @@ fn non_finite_loss_stops_the_run() {
     let mut recipe = Recipe::preset("tiny").unwrap();
     recipe.optimizer.lr = 1e30;
     recipe.schedule.epochs = 3;
-    let run = create_run(dir.path(), &arch, &recipe, "synthetic").unwrap();
+    let run = create_run(dir.path(), "run", &arch, &recipe, "synthetic").unwrap();
     let e = retrain(&run, &device, &opts(None)).unwrap_err().to_string();
     assert!(e.contains("non-finite loss"), "{e}");
 }
@@ -119,14 +119,14 @@ fn a_tiny_bossnet_and_a_bad_augmentation_policy() {
     let mut recipe = Recipe::preset("tiny").unwrap();
     recipe.model.hytra_drop_path_rate = 0.1;
     recipe.optimizer = Recipe::preset("deit").unwrap().optimizer;
-    let run = create_run(&dir.path().join("t0"), &arch, &recipe, "synthetic").unwrap();
+    let run = create_run(dir.path(), "t0", &arch, &recipe, "synthetic").unwrap();
     let out = retrain(&run, &device, &opts(Some(2))).unwrap();
     assert_eq!(out.global_step, 2);
     assert!(out.last_loss.unwrap().is_finite());
 
     let mut bad = Recipe::preset("deit").unwrap();
     bad.regularization.rand_augment = "rand-m9-x3".into();
-    let e = create_run(&dir.path().join("bad"), &arch, &bad, "synthetic")
+    let e = create_run(dir.path(), "bad", &arch, &bad, "synthetic")
         .unwrap_err()
         .to_string();
     assert!(

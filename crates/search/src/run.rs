@@ -62,7 +62,7 @@ fn rate_with<S: Supernet>(
 ) -> Result<RateReport> {
     let data = open_data(&cfg).map_err(|e| SearchError::Model(e.to_string()))?;
     let rating = data.rating.clone();
-    let run_dir = RunDir::create(run).map_err(|e| SearchError::Model(e.to_string()))?;
+    let run_dir = RunDir::open_locked(run).map_err(|e| SearchError::Model(e.to_string()))?;
     let spatial = spatial_adapters(cfg.space.kind);
     let trainer = Trainer::resume(
         cfg.clone(),
@@ -188,6 +188,9 @@ pub fn search_rankings(
     out: &Path,
     request: &SearchRequest,
 ) -> Result<SearchReport> {
+    // Checked before anything is written, with or without a budget (λ only weighs the
+    // constrained search, but a wrong count is a mistake either way).
+    request.weights.validate(rankings.len())?;
     let cost_model = request
         .cost_model
         .unwrap_or_else(|| CostModel::default_for(space));

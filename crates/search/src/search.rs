@@ -81,7 +81,7 @@ impl ScoreWeights {
         self.lambdas.get(k).copied().unwrap_or(1.0)
     }
 
-    fn validate(&self, blocks: usize) -> Result<()> {
+    pub(crate) fn validate(&self, blocks: usize) -> Result<()> {
         if !self.lambdas.is_empty() && self.lambdas.len() != blocks {
             return Err(SearchError::Invalid(format!(
                 "{} λ values for {blocks} blocks",

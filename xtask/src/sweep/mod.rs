@@ -230,10 +230,28 @@ fn run_point(
     let factory = noise::NoiseProbeFactory {
         view_epochs: point.rerate_view_epochs.clone(),
     };
+    // The run directory is locked for the point's life: a second sweep process on the same
+    // point is refused instead of writing beside this one.
+    let run = if resume {
+        RunDir::open_locked(&run_dir)?
+    } else {
+        let parent = run_dir.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        let run = RunDir::create_unique(parent, &point.id())?;
+        if run.root() != run_dir {
+            let _ = std::fs::remove_dir_all(run.root());
+            bail!(
+                "{} was created by another process meanwhile",
+                run_dir.display()
+            );
+        }
+        run
+    };
     let meter = meter::Meter::start(&run_dir);
     let outcome = train_search_correlate(
         &cfg,
-        &run_dir,
+        run,
         resume,
         &device,
         &spec,
