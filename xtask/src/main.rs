@@ -4,6 +4,7 @@
 //! `reports/<suite>/report.md` and `report.json`.
 
 mod bench;
+mod gpu_bundle;
 mod search_suite;
 mod spaces_suite;
 mod suite_report;
@@ -36,6 +37,9 @@ enum Command {
     /// Time forward+backward of the real blocks and one training step, against PyTorch when
     /// BENCH_PYTHON is set. Build with --release: `cargo run --release -p xtask -- bench`.
     Bench(bench::BenchArgs),
+    /// Build the folder a GPU machine without Rust needs: stripped wgpu binary, Vulkan loader
+    /// .debs, CIFAR-10, NATS-SSS ground truth, the PyTorch reference and run.sh (docs/gpu.md).
+    GpuBundle(gpu_bundle::GpuBundleArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -43,6 +47,10 @@ struct ReproduceArgs {
     /// Which suite.
     #[arg(long, value_enum)]
     suite: Suite,
+    /// A config file layered on the suite's preset (`preset = "<the suite's preset>"` plus the
+    /// fields to change); the report embeds the resolved config.
+    #[arg(long, conflicts_with = "resume")]
+    config: Option<PathBuf>,
     /// Device: cpu, wgpu[:N], cuda[:N] (GPU backends need the `wgpu` / `cuda` cargo feature).
     #[arg(long)]
     device: Option<String>,
@@ -65,6 +73,11 @@ struct ReproduceArgs {
     /// Stop training after this many optimizer steps (checkpointed; continue with --resume).
     #[arg(long)]
     max_steps: Option<u64>,
+    /// Wall-clock training budget in minutes, split over the blocks: a block whose share is
+    /// used stops at a step boundary and is rated as usual; the report says how many steps
+    /// each block ran.
+    #[arg(long, value_name = "MINUTES", value_parser = ensemble_bootstrap::time_budget::parse_minutes)]
+    time_budget: Option<std::time::Duration>,
     /// NATS-Bench SSS CIFAR-10 ground truth (default: $BOSSNAS_NATS_TRUTH, else
     /// ../shared/data/nats-sss/nats_sss_cifar10.csv).
     #[arg(long)]
@@ -91,6 +104,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Reproduce(args) => reproduce(args),
         Command::Throughput(args) => throughput::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::GpuBundle(args) => gpu_bundle::run(args),
     }
 }
 
@@ -103,9 +117,11 @@ fn reproduce(args: ReproduceArgs) -> Result<()> {
         out: args.out,
         runs: args.runs,
         device: args.device,
+        config: args.config,
         data: args.data,
         download: !args.no_download,
         max_steps: args.max_steps,
+        time_budget: args.time_budget,
         resume: args.resume,
         truth: args.truth,
         quiet: args.quiet,

@@ -10,8 +10,9 @@ use bossnas_blocks::device::DeviceSpec;
 use bossnas_datasets::{DataDir, FetchPolicy, ensure};
 use bossnas_search::run::{SearchRequest, search_run};
 use bossnas_search::select::PopulationCentreSelectorFactory;
-use ensemble_bootstrap::checkpoint::{RESOLVED_CONFIG, RunDir};
+use ensemble_bootstrap::checkpoint::{METRICS, RESOLVED_CONFIG, RunDir};
 use ensemble_bootstrap::config::RunConfig;
+use ensemble_bootstrap::time_budget::block_runs;
 use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 
 use crate::suite_report::{Compute, DataRecord, NatsRecord, SuiteReport};
@@ -27,12 +28,16 @@ pub struct ReproduceOptions {
     pub runs: PathBuf,
     /// `cpu`, `wgpu[:N]`, `cuda[:N]` (default: the preset's).
     pub device: Option<String>,
+    /// A config file over the suite's preset (its `preset` must be the suite's).
+    pub config: Option<PathBuf>,
     /// Data directory (default `$BOSSNAS_DATA`, else the cache).
     pub data: Option<PathBuf>,
     /// Download CIFAR when it is nowhere else.
     pub download: bool,
     /// Stop training after this many optimizer steps (a shortened run; the report says so).
     pub max_steps: Option<u64>,
+    /// Wall-clock training budget, split over the blocks (a shortened run; the report says so).
+    pub time_budget: Option<std::time::Duration>,
     /// Continue an interrupted run of this suite.
     pub resume: Option<PathBuf>,
     /// NATS-Bench ground truth CSV (default `$BOSSNAS_NATS_TRUTH`, else shared/data).
@@ -65,7 +70,22 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             (cfg, dir.clone(), true)
         }
         None => {
-            let cfg = RunConfig::preset(suite.preset)?;
+            let cfg = match &opts.config {
+                None => RunConfig::preset(suite.preset)?,
+                Some(path) => {
+                    let cfg = RunConfig::load(path)?;
+                    if cfg.preset.as_deref() != Some(suite.preset) {
+                        bail!(
+                            "--config {}: it starts from preset {:?}; suite {} needs                              `preset = \"{}\"` at its top",
+                            path.display(),
+                            cfg.preset,
+                            suite.name,
+                            suite.preset
+                        );
+                    }
+                    cfg
+                }
+            };
             let stamp = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
@@ -152,6 +172,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
         cfg.clone(),
         TrainOptions {
             max_steps: opts.max_steps,
+            time_budget: opts.time_budget,
             progress: !opts.quiet,
             ..TrainOptions::default()
         },
@@ -224,6 +245,9 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
                 * cfg.train.paths_per_step as u64,
             resumed: resume,
             max_steps: opts.max_steps,
+            time_budget_min: opts.time_budget.map(|d| d.as_secs_f64() / 60.0),
+            blocks: block_runs(&run.root().join(METRICS))
+                .with_context(|| format!("reading {}", run.root().join(METRICS).display()))?,
         },
         git_commit: workspace::git_commit(),
     };
@@ -268,9 +292,11 @@ mod tests {
             out: tmp.join("reports"),
             runs: tmp.join("runs"),
             device: Some("cpu".into()),
+            config: None,
             data: Some(tmp.join("data")),
             download: false,
             max_steps: None,
+            time_budget: None,
             resume: None,
             truth: None,
             quiet: true,
@@ -294,6 +320,19 @@ mod tests {
             steps * (cfg.train.batch_size * cfg.train.accumulation_steps) as u64
         );
         assert_eq!(json["compute"]["device"], "cpu");
+        // Every block ran its planned steps (no time budget) and the report says so.
+        let runs = json["compute"]["blocks"].as_array().unwrap();
+        assert_eq!(runs.len(), 3);
+        assert!(
+            runs.iter()
+                .all(|b| b["stopped_by_time_budget"] == false && b["steps"] == b["planned_steps"])
+        );
+        assert_eq!(
+            runs.iter()
+                .map(|b| b["steps"].as_u64().unwrap())
+                .sum::<u64>(),
+            steps
+        );
         assert_eq!(json["preset"], "tiny");
         // Three NATS blocks, each with a chosen path; the architecture is named in the official
         // NATS-SSS widths (op i ↔ 8·(i + 1)) whatever the proxy supernet's widths, so the tiny

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use bench_nats::Report as CorrelationReport;
 use bossnas_search::output::SearchSummary;
+use ensemble_bootstrap::time_budget::BlockRun;
 use serde_json::json;
 
 use crate::suites::SearchSuite;
@@ -39,6 +40,10 @@ pub struct Compute {
     pub view_forwards: u64,
     pub resumed: bool,
     pub max_steps: Option<u64>,
+    /// `--time-budget` in minutes.
+    pub time_budget_min: Option<f64>,
+    /// Steps each block ran (of how many planned) and whether the time budget stopped it.
+    pub blocks: Vec<BlockRun>,
 }
 
 /// NATS-Bench comparison of the searched scores.
@@ -124,6 +129,8 @@ impl SuiteReport {
                 "view_forwards": c.view_forwards,
                 "resumed": c.resumed,
                 "max_steps": c.max_steps,
+                "time_budget_min": c.time_budget_min,
+                "blocks": c.blocks,
             },
             "data": {
                 "dataset": self.data.dataset,
@@ -263,6 +270,26 @@ impl SuiteReport {
         );
         if let Some(m) = c.max_steps {
             let _ = writeln!(md, "| --max-steps | {m} |");
+        }
+        if let Some(m) = c.time_budget_min {
+            let _ = writeln!(
+                md,
+                "| --time-budget (training, split over blocks) | {m} min |"
+            );
+        }
+        for b in &c.blocks {
+            let _ = writeln!(
+                md,
+                "| block {} optimizer steps | {} of {}{} |",
+                b.block,
+                b.steps,
+                b.planned_steps,
+                if b.stopped_by_time_budget {
+                    " (stopped by the time budget)"
+                } else {
+                    ""
+                }
+            );
         }
         let _ = writeln!(md, "| git commit | {} |", opt(&self.git_commit));
 

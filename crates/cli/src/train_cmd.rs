@@ -36,6 +36,10 @@ pub struct TrainArgs {
     /// Checkpoint every N optimizer steps (default: the config's `checkpoint.interval_epochs`).
     #[arg(long)]
     checkpoint_every: Option<u64>,
+    /// Wall-clock training budget in minutes, split over the blocks left: a block whose share
+    /// is used stops at a step boundary and is rated as usual (docs/training.md).
+    #[arg(long, value_name = "MINUTES", value_parser = ensemble_bootstrap::time_budget::parse_minutes)]
+    time_budget: Option<std::time::Duration>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -92,6 +96,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         max_steps: args.max_steps,
         checkpoint_every_steps: args.checkpoint_every,
         progress: !args.quiet,
+        time_budget: args.time_budget,
         ..TrainOptions::default()
     };
     eprintln!(
