@@ -416,10 +416,13 @@ fn manifest(args: &GpuBundleArgs, items: &[(String, u64)], bundle: u64, source: 
         "commit: {}\n",
         workspace::git_commit().unwrap_or_else(|| "unknown".into())
     ));
-    s.push_str(&format!(
-        "binary: bin/xtask, features wgpu{}, dev profile (dependencies optimised), stripped\n",
-        if args.no_fusion { "" } else { ",fusion" }
-    ));
+    match &args.binary {
+        Some(b) => s.push_str(&format!("binary: bin/xtask, stripped copy of {}\n", b.display())),
+        None => s.push_str(&format!(
+            "binary: bin/xtask, features wgpu{}, dev profile (dependencies optimised), stripped\n",
+            if args.no_fusion { "" } else { ",fusion" }
+        )),
+    }
     s.push_str(&format!(
         "cifar-10: {}\n",
         match args.cifar_per_class {
