@@ -226,6 +226,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
         suite: *suite,
         run_dir: run.root().to_path_buf(),
         config_toml: cfg.to_toml_string(),
+        config_file: opts.config.clone().filter(|_| !resume),
         search: searched.summary,
         nats,
         data,

@@ -63,6 +63,8 @@ pub struct SuiteReport {
     pub suite: SearchSuite,
     pub run_dir: PathBuf,
     pub config_toml: String,
+    /// `--config`: the file layered on the preset, when one was.
+    pub config_file: Option<PathBuf>,
     pub search: SearchSummary,
     pub nats: Option<NatsRecord>,
     pub data: DataRecord,
@@ -89,6 +91,7 @@ impl SuiteReport {
             "preset": s.preset,
             "git_commit": self.git_commit,
             "run_dir": self.run_dir,
+            "config_file": self.config_file,
             "result": {
                 "space": self.search.space,
                 "arch": self.search.arch,
@@ -150,6 +153,13 @@ impl SuiteReport {
         let mut md = String::new();
         let _ = writeln!(md, "# Reproduction suite `{}`\n", s.name);
         let _ = writeln!(md, "{}. Preset `{}`.\n", s.title, s.preset);
+        if let Some(f) = &self.config_file {
+            let _ = writeln!(
+                md,
+                "_Not the preset as published: fields overridden by `{}`, see Config below._\n",
+                f.display()
+            );
+        }
         if c.resumed {
             let _ = writeln!(
                 md,
