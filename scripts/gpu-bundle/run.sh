@@ -25,6 +25,7 @@
 #   THROUGHPUT_STEPS timed micro-batches (default 12; the first includes compilation)
 #   RATING_SUBSET    held-out images each candidate is rated on (default 1024)
 #   TORCH_COMPILE    0 to skip the torch.compile run
+#   SMOKE_TIMEOUT_S, THROUGHPUT_TIMEOUT_S  phase limits (150, 180; lavapipe's JIT needs more)
 #   CUBECL_AUTOTUNE_LEVEL  minimal | balanced | extensive | full (CubeCL's autotune depth)
 set -uo pipefail
 
@@ -158,7 +159,7 @@ untar=$!
 
 # --- 2. smoke suite on wgpu --------------------------------------------------------------------
 phase "smoke suite on $device"
-if timeout 150 "$xtask" reproduce --suite smoke --device "$device" --quiet \
+if timeout "${SMOKE_TIMEOUT_S:-150}" "$xtask" reproduce --suite smoke --device "$device" --quiet \
   --out "$work/reports" --runs "$work/runs"; then
   cp "$work/reports/smoke/report.md" "$out/smoke-report.md"
 else
@@ -174,7 +175,7 @@ if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$mem_log" &
   poll=$!
 fi
-if ! timeout 180 "$xtask" throughput --preset "$tp_config" --device "$device" \
+if ! timeout "${THROUGHPUT_TIMEOUT_S:-180}" "$xtask" throughput --preset "$tp_config" --device "$device" \
   --steps "$tp_steps" --json "$work/throughput.json"; then
   fail throughput "block-0 step on $device"
 fi
