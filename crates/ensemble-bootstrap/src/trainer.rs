@@ -21,7 +21,8 @@
 //! # Blocks
 //!
 //! Each block runs `epochs_per_block × ⌊batches_per_epoch / accumulation_steps⌋` optimizer
-//! steps, or fewer under a time budget ([`crate::time_budget`]). At its end a [`BlockSelector`] picks the block's best path (the real rating lives in
+//! steps, or fewer under a time budget ([`crate::time_budget`]). At its end a
+//! [`BlockSelector`] picks the block's best path (the real rating lives in
 //! `bossnas-search`; [`LossEmaSelector`] is a test stand-in), it is appended to `best_paths`,
 //! and the next block starts with a fresh optimizer, restarted schedules and new heads. The
 //! input of block `k` is always computed from `best_paths[..k]` (spec §9 B1).
