@@ -10,6 +10,15 @@ runs it when `BENCH_PYTHON` is set, one process per row:
 
 prints one JSON line {"row", "median_ms", "times_ms", "peak_rss_mb", "threads"}.
 `peak_rss_mb` is the process's ru_maxrss, which includes the torch import (~0.3 GB).
+
+On a GPU (the GPU bundle's run.sh, docs/gpu.md), the NATS training step at the
+`nats-c10-paper` shapes (batch 256, 8 fair paths, 2 views, heads 2048→4096→256):
+
+    python3 benches/torch_reference.py --row train_step_nats --device cuda --batch 256 \
+        --head 2048,4096,256 --reps 20 [--compile]
+
+adds "device", "first_step_s" (the first call: cuDNN autotune, torch.compile), "images_per_s"
+(batch / median step) and "peak_gpu_mb" (torch.cuda.max_memory_allocated) to the line.
 """
 
 import argparse
@@ -259,10 +268,11 @@ def regression(p, t):
 class TrainStep:
     """One optimizer step of `ensemble_forward` + backward + drop-zero-grads + LARS + EMA."""
 
-    def __init__(self, batch=32):
+    def __init__(self, batch=32, head=(64, 128, 64), compile=False):
         self.paths = [(i, 7 - i) for i in range(8)]
-        self.backbone, self.head = NatsBlock0(), Head()
-        self.predictor = Mlp(64, 128, 64)
+        n, hidden, out = head
+        self.backbone, self.head = NatsBlock0(), Head(n, hidden, out)
+        self.predictor = Mlp(out, hidden, out)
         self.t_backbone, self.t_head = copy.deepcopy(self.backbone), copy.deepcopy(self.head)
         for p in list(self.t_backbone.parameters()) + list(self.t_head.parameters()):
             p.requires_grad_(False)
@@ -271,17 +281,28 @@ class TrainStep:
         self.v2 = torch.randn(batch, 3, 32, 32)
         self.bufs = {}
         self.lr, self.m, self.wd, self.tc, self.ema = 0.05 * batch / 256, 0.9, 1e-6, 1e-3, 0.99
+        # torch.compile: the networks' forwards (one graph per path width; the optimizer and EMA
+        # stay eager). The modules keep their parameters, so the update below is unchanged.
+        self.net, self.t_net = self.backbone, self.t_backbone
+        self.hd, self.t_hd, self.pred = self.head, self.t_head, self.predictor
+        if compile:
+            import torch._dynamo
+
+            torch._dynamo.config.cache_size_limit = 64
+            self.net, self.t_net = torch.compile(self.backbone), torch.compile(self.t_backbone)
+            self.hd, self.t_hd = torch.compile(self.head), torch.compile(self.t_head)
+            self.pred = torch.compile(self.predictor)
 
     def __call__(self):
         with torch.no_grad():
-            t1 = [l2n(self.t_head(self.t_backbone(self.v1, p))) for p in self.paths]
-            t2 = [l2n(self.t_head(self.t_backbone(self.v2, p))) for p in self.paths]
+            t1 = [l2n(self.t_hd(self.t_net(self.v1, p))) for p in self.paths]
+            t2 = [l2n(self.t_hd(self.t_net(self.v2, p))) for p in self.paths]
             t1, t2 = sum(t1) / len(t1), sum(t2) / len(t2)
         total, per_path = None, []
         for p in self.paths:
-            z1 = self.head(self.backbone(self.v1, p))
-            z2 = self.head(self.backbone(self.v2, p))
-            loss = regression(self.predictor(z1), t2) + regression(self.predictor(z2), t1)
+            z1 = self.hd(self.net(self.v1, p))
+            z2 = self.hd(self.net(self.v2, p))
+            loss = regression(self.pred(z1), t2) + regression(self.pred(z2), t1)
             per_path.append(loss.detach())
             total = loss if total is None else total + loss
         torch.stack(per_path).tolist()
@@ -367,27 +388,59 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--row", required=True, choices=sorted(ROWS))
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--batch", type=int, default=32, help="train_step_nats only")
+    ap.add_argument(
+        "--head", default="64,128,64", help="train_step_nats: projector in,hidden,out"
+    )
+    ap.add_argument("--compile", action="store_true", help="train_step_nats: torch.compile")
     args = ap.parse_args()
     torch.manual_seed(0)
-    step = ROWS[args.row]()
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    # Every tensor and parameter below is created on the device.
+    torch.set_default_device(device)
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    if args.row == "train_step_nats":
+        head = tuple(int(v) for v in args.head.split(","))
+        step = TrainStep(args.batch, head, args.compile)
+    else:
+        if args.compile or args.batch != 32:
+            ap.error("--compile and --batch apply to --row train_step_nats only")
+        step = ROWS[args.row]()
+    t = time.perf_counter()
     step()
+    sync()
+    first_s = time.perf_counter() - t
     times = []
     for _ in range(max(1, args.reps)):
         t = time.perf_counter()
         step()
+        sync()
         times.append((time.perf_counter() - t) * 1e3)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(
-        json.dumps(
-            {
-                "row": args.row,
-                "median_ms": statistics.median(times),
-                "times_ms": times,
-                "peak_rss_mb": rss_mb,
-                "threads": torch.get_num_threads(),
-            }
-        )
-    )
+    out = {
+        "row": args.row,
+        "median_ms": statistics.median(times),
+        "times_ms": times,
+        "peak_rss_mb": rss_mb,
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "first_step_s": first_s,
+        "compiled": bool(args.compile),
+    }
+    if args.row == "train_step_nats":
+        out["batch"] = args.batch
+        out["images_per_s"] = args.batch / (statistics.median(times) / 1e3)
+    if cuda:
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

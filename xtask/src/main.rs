@@ -4,6 +4,7 @@
 //! `reports/<suite>/report.md` and `report.json`.
 
 mod bench;
+mod gpu_bundle;
 mod search_suite;
 mod spaces_suite;
 mod suite_report;
@@ -40,6 +41,9 @@ enum Command {
     /// Run a grid of protocol variants × seeds (resumable), one JSON result per point, and
     /// the τ-b-against-CPU-minutes report (docs/search-quality.md).
     Sweep(sweep::SweepArgs),
+    /// Build the folder a GPU machine without Rust needs: stripped wgpu binary, Vulkan loader
+    /// .debs, CIFAR-10, NATS-SSS ground truth, the PyTorch reference and run.sh (docs/gpu.md).
+    GpuBundle(gpu_bundle::GpuBundleArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +51,10 @@ struct ReproduceArgs {
     /// Which suite.
     #[arg(long, value_enum)]
     suite: Suite,
+    /// A config file layered on the suite's preset (`preset = "<the suite's preset>"` plus the
+    /// fields to change); the report embeds the resolved config.
+    #[arg(long, conflicts_with = "resume")]
+    config: Option<PathBuf>,
     /// Device: cpu, wgpu[:N], cuda[:N] (GPU backends need the `wgpu` / `cuda` cargo feature).
     #[arg(long)]
     device: Option<String>,
@@ -69,6 +77,11 @@ struct ReproduceArgs {
     /// Stop training after this many optimizer steps (checkpointed; continue with --resume).
     #[arg(long)]
     max_steps: Option<u64>,
+    /// Wall-clock training budget in minutes, split over the blocks: a block whose share is
+    /// used stops at a step boundary and is rated as usual; the report says how many steps
+    /// each block ran.
+    #[arg(long, value_name = "MINUTES", value_parser = ensemble_bootstrap::time_budget::parse_minutes)]
+    time_budget: Option<std::time::Duration>,
     /// NATS-Bench SSS CIFAR-10 ground truth (default: nats-sss/nats_sss_cifar10.csv in the
     /// data directory; copied from ../shared/data or downloaded from the BossNAS repository
     /// when missing).
@@ -100,6 +113,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Throughput(args) => throughput::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::GpuBundle(args) => gpu_bundle::run(args),
     }
 }
 
@@ -112,9 +126,11 @@ fn reproduce(args: ReproduceArgs) -> Result<()> {
         out: args.out,
         runs: args.runs,
         device: args.device,
+        config: args.config,
         data: args.data,
         download: !args.no_download,
         max_steps: args.max_steps,
+        time_budget: args.time_budget,
         resume: args.resume,
         truth: args.truth,
         quiet: args.quiet,

@@ -10,9 +10,10 @@ use bossnas_blocks::device::DeviceSpec;
 use bossnas_datasets::{DataDir, FetchPolicy, NatsFetchPolicy, ensure, ensure_nats};
 use bossnas_search::run::{SearchRequest, search_run};
 use bossnas_search::select::PopulationCentreSelectorFactory;
-use ensemble_bootstrap::checkpoint::{RESOLVED_CONFIG, RunDir};
+use ensemble_bootstrap::checkpoint::{METRICS, RESOLVED_CONFIG, RunDir};
 use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::progress::ProgressFormat;
+use ensemble_bootstrap::time_budget::block_runs;
 use ensemble_bootstrap::trainer::{SelectorFactory, TrainOptions, train_space};
 
 use crate::suite_report::{
@@ -31,12 +32,16 @@ pub struct ReproduceOptions {
     pub runs: PathBuf,
     /// `cpu`, `wgpu[:N]`, `cuda[:N]` (default: the preset's).
     pub device: Option<String>,
+    /// A config file over the suite's preset (its `preset` must be the suite's).
+    pub config: Option<PathBuf>,
     /// Data directory (default `$BOSSNAS_DATA`, else the cache).
     pub data: Option<PathBuf>,
     /// Download CIFAR when it is nowhere else.
     pub download: bool,
     /// Stop training after this many optimizer steps (a shortened run; the report says so).
     pub max_steps: Option<u64>,
+    /// Wall-clock training budget, split over the blocks (a shortened run; the report says so).
+    pub time_budget: Option<std::time::Duration>,
     /// Continue an interrupted run of this suite.
     pub resume: Option<PathBuf>,
     /// NATS-Bench ground truth CSV (default: `nats-sss/nats_sss_cifar10.csv` in the data
@@ -71,7 +76,25 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             }
             (cfg, dir.clone(), true)
         }
-        None => (RunConfig::preset(suite.preset)?, opts.runs.clone(), false),
+        None => {
+            let cfg = match &opts.config {
+                None => RunConfig::preset(suite.preset)?,
+                Some(path) => {
+                    let cfg = RunConfig::load(path)?;
+                    if cfg.preset.as_deref() != Some(suite.preset) {
+                        bail!(
+                            "--config {}: it starts from preset {:?}; suite {} needs                              `preset = \"{}\"` at its top",
+                            path.display(),
+                            cfg.preset,
+                            suite.name,
+                            suite.preset
+                        );
+                    }
+                    cfg
+                }
+            };
+            (cfg, opts.runs.clone(), false)
+        }
     };
     if let Some(d) = &opts.device {
         cfg.device = d.clone();
@@ -127,6 +150,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             truth_required: suite.nats_c10_truth == TruthNeed::Required,
             correlation_dir: report_dir.join("correlation"),
             max_steps: opts.max_steps,
+            time_budget: opts.time_budget,
             quiet: opts.quiet,
             progress_format: if opts.json_progress {
                 ProgressFormat::Json
@@ -170,6 +194,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
         suite: *suite,
         run_dir: run.root().to_path_buf(),
         config_toml: cfg.to_toml_string(),
+        config_file: opts.config.clone().filter(|_| !resume),
         search: searched.summary,
         nats,
         data,
@@ -186,6 +211,9 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
             view_forwards: global_step * images_per_step * 2 * cfg.train.paths_per_step as u64,
             resumed: resume,
             max_steps: opts.max_steps,
+            time_budget_min: opts.time_budget.map(|d| d.as_secs_f64() / 60.0),
+            blocks: block_runs(&run.root().join(METRICS))
+                .with_context(|| format!("reading {}", run.root().join(METRICS).display()))?,
         },
         git_commit: workspace::git_commit(),
         protocol_diff: match suite.paper_preset {
@@ -341,6 +369,8 @@ pub struct Stages<'a> {
     pub correlation_dir: PathBuf,
     /// Stop training after this many optimizer steps.
     pub max_steps: Option<u64>,
+    /// Wall-clock training budget, split over the blocks.
+    pub time_budget: Option<std::time::Duration>,
     /// No progress output.
     pub quiet: bool,
     /// Training progress for people or as JSON lines.
@@ -387,6 +417,7 @@ pub fn train_search_correlate<F: SelectorFactory>(
         cfg.clone(),
         TrainOptions {
             max_steps: stages.max_steps,
+            time_budget: stages.time_budget,
             progress: !stages.quiet,
             progress_format: stages.progress_format,
             ..TrainOptions::default()
@@ -491,9 +522,11 @@ mod tests {
             out: tmp.join("reports"),
             runs: tmp.join("runs"),
             device: Some("cpu".into()),
+            config: None,
             data: Some(tmp.join("data")),
             download: false,
             max_steps: None,
+            time_budget: None,
             resume: None,
             truth: None,
             quiet: true,
@@ -518,6 +551,19 @@ mod tests {
             steps * (cfg.train.batch_size * cfg.train.accumulation_steps) as u64
         );
         assert_eq!(json["compute"]["device"], "cpu");
+        // Every block ran its planned steps (no time budget) and the report says so.
+        let runs = json["compute"]["blocks"].as_array().unwrap();
+        assert_eq!(runs.len(), 3);
+        assert!(
+            runs.iter()
+                .all(|b| b["stopped_by_time_budget"] == false && b["steps"] == b["planned_steps"])
+        );
+        assert_eq!(
+            runs.iter()
+                .map(|b| b["steps"].as_u64().unwrap())
+                .sum::<u64>(),
+            steps
+        );
         assert_eq!(json["preset"], "tiny");
         // Three NATS blocks, each with a chosen path; the architecture is named in the official
         // NATS-SSS widths (op i ↔ 8·(i + 1)) whatever the proxy supernet's widths, so the tiny

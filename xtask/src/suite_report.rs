@@ -10,6 +10,7 @@ use ensemble_bootstrap::progress::path_label;
 use anyhow::{Context, Result};
 use bench_nats::Report as CorrelationReport;
 use bossnas_search::output::SearchSummary;
+use ensemble_bootstrap::time_budget::BlockRun;
 use serde_json::json;
 
 use crate::suites::SearchSuite;
@@ -42,6 +43,10 @@ pub struct Compute {
     pub view_forwards: u64,
     pub resumed: bool,
     pub max_steps: Option<u64>,
+    /// `--time-budget` in minutes.
+    pub time_budget_min: Option<f64>,
+    /// Steps each block ran (of how many planned) and whether the time budget stopped it.
+    pub blocks: Vec<BlockRun>,
 }
 
 /// NATS-Bench comparison of the searched scores.
@@ -61,6 +66,8 @@ pub struct SuiteReport {
     pub suite: SearchSuite,
     pub run_dir: PathBuf,
     pub config_toml: String,
+    /// `--config`: the file layered on the preset, when one was.
+    pub config_file: Option<PathBuf>,
     pub search: SearchSummary,
     pub nats: Option<NatsRecord>,
     pub data: DataRecord,
@@ -166,6 +173,7 @@ impl SuiteReport {
             "preset": s.preset,
             "git_commit": self.git_commit,
             "run_dir": self.run_dir,
+            "config_file": self.config_file,
             "result": {
                 "space": self.search.space,
                 "arch": self.search.arch,
@@ -206,6 +214,8 @@ impl SuiteReport {
                 "view_forwards": c.view_forwards,
                 "resumed": c.resumed,
                 "max_steps": c.max_steps,
+                "time_budget_min": c.time_budget_min,
+                "blocks": c.blocks,
             },
             "data": {
                 "dataset": self.data.dataset,
@@ -231,6 +241,13 @@ impl SuiteReport {
         let mut md = String::new();
         let _ = writeln!(md, "# Reproduction suite `{}`\n", s.name);
         let _ = writeln!(md, "{}. Preset `{}`.\n", s.title, s.preset);
+        if let Some(f) = &self.config_file {
+            let _ = writeln!(
+                md,
+                "_Not the preset as published: fields overridden by `{}`, see Config below._\n",
+                f.display()
+            );
+        }
         if c.resumed {
             let _ = writeln!(
                 md,
@@ -406,6 +423,26 @@ impl SuiteReport {
         );
         if let Some(m) = c.max_steps {
             let _ = writeln!(md, "| --max-steps | {m} |");
+        }
+        if let Some(m) = c.time_budget_min {
+            let _ = writeln!(
+                md,
+                "| --time-budget (training, split over blocks) | {m} min |"
+            );
+        }
+        for b in &c.blocks {
+            let _ = writeln!(
+                md,
+                "| block {} optimizer steps | {} of {}{} |",
+                b.block,
+                b.steps,
+                b.planned_steps,
+                if b.stopped_by_time_budget {
+                    " (stopped by the time budget)"
+                } else {
+                    ""
+                }
+            );
         }
         let _ = writeln!(md, "| git commit | {} |", opt(&self.git_commit));
 

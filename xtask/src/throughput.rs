@@ -20,7 +20,8 @@ use serde_json::json;
 /// Options of `cargo xtask throughput`.
 #[derive(Debug, clap::Args)]
 pub struct ThroughputArgs {
-    /// Preset whose block 0 is trained (supernet, widths, batch, paths per step, views).
+    /// Preset (or config file layered on one) whose block 0 is trained (supernet, widths,
+    /// batch, paths per step, views).
     #[arg(long, default_value = "nats-c10-paper")]
     preset: String,
     /// Device: cpu, wgpu[:N], cuda[:N].
@@ -38,7 +39,7 @@ pub struct ThroughputArgs {
 }
 
 pub fn run(args: ThroughputArgs) -> Result<()> {
-    let mut cfg = RunConfig::preset(&args.preset)?;
+    let mut cfg = RunConfig::from_preset_or_file(&args.preset)?;
     let spec: DeviceSpec = args.device.parse()?;
     cfg.device = spec.to_string();
     let batch = cfg.train.batch_size;
@@ -64,6 +65,12 @@ pub fn run(args: ThroughputArgs) -> Result<()> {
     cfg.train.accumulation_steps = 1;
     cfg.validate()?;
     let device = spec.device()?;
+    // The adapter the backend picked (wgpu: Vulkan adapter name), before any kernel runs.
+    let adapter = adapter_name(&device);
+    eprintln!(
+        "device {spec}: {}",
+        adapter.as_deref().unwrap_or("(no adapter name)")
+    );
 
     let tmp = tempfile::tempdir().context("creating a scratch run directory")?;
     let run = RunDir::create(tmp.path().join("run"))?;
@@ -94,6 +101,9 @@ pub fn run(args: ThroughputArgs) -> Result<()> {
     let out = json!({
         "preset": args.preset,
         "device": spec.to_string(),
+        "adapter": adapter,
+        "fusion": cfg!(feature = "fusion"),
+        "autotune_level": std::env::var("CUBECL_AUTOTUNE_LEVEL").ok(),
         "batch": batch,
         "paths_per_step": cfg.train.paths_per_step,
         "steps": steps,
@@ -124,6 +134,18 @@ pub fn run(args: ThroughputArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The adapter a CubeCL device opened (wgpu: the Vulkan adapter's name). Opens the device.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn adapter_name(device: &burn::tensor::Device) -> Option<String> {
+    device.identity().map(|i| i.name)
+}
+
+/// Without a CubeCL backend compiled in there is no adapter to name.
+#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+fn adapter_name(_device: &burn::tensor::Device) -> Option<String> {
+    None
 }
 
 /// Seconds of the first step and of every later step, from `metrics.jsonl`.

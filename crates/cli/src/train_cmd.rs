@@ -40,6 +40,10 @@ pub struct TrainArgs {
     /// `checkpoint.interval_epochs`).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     checkpoint_every: Option<u64>,
+    /// Wall-clock training budget in minutes, split over the blocks left: a block whose share
+    /// is used stops at a step boundary and is rated as usual (docs/training.md).
+    #[arg(long, value_name = "MINUTES", value_parser = ensemble_bootstrap::time_budget::parse_minutes)]
+    time_budget: Option<std::time::Duration>,
     /// No progress output.
     #[arg(long, conflicts_with = "json_progress")]
     quiet: bool,
@@ -120,6 +124,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         } else {
             ProgressFormat::Human
         },
+        time_budget: args.time_budget,
         ..TrainOptions::default()
     };
     eprintln!(

@@ -331,6 +331,14 @@ fn train_bad_input_is_a_clear_error() {
         "/nonexistent/run",
     );
     fails_with(&["search", "--run", "/nonexistent/run"], "/nonexistent/run");
+    fails_with(
+        &["train", "--config", "tiny", "--time-budget", "0"],
+        "positive number of minutes",
+    );
+    fails_with(
+        &["train", "--config", "tiny", "--time-budget", "ten"],
+        "\"ten\" is not a number of minutes",
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The same supernet block on burn-flex (CPU) and burn-wgpu gives the same outputs and input
 //! gradients. Built only with `--features wgpu`, here in the CLI package so that CI's one
-//! `cargo test -p bossnas-cli --features wgpu --test wgpu_parity` both builds the `bossnas`
+//! `cargo test -p bossnas-cli --features wgpu,fusion --test wgpu_parity` both builds the `bossnas`
 //! binary with the wgpu backend and runs this test. CI runs it on Mesa's software Vulkan driver
 //! (lavapipe), so the GPU code path (CubeCL kernels, fusion, autotune) is exercised without a
 //! GPU. Tolerances from docs/burn-0.22-notes §5: wgpu and flex differ by ~1e-6 relative.

@@ -12,7 +12,8 @@
 //! - [`sampling`]: uniform and strictly fair path sampling;
 //! - [`setup`]: data, loader and supernet from a [`config::RunConfig`];
 //! - [`trainer`]: the block-wise training loop, block selection hook, exact resume;
-//! - [`progress`]: terminal progress bar.
+//! - [`progress`]: terminal progress bar;
+//! - [`time_budget`]: a wall-clock training budget split over the blocks.
 
 pub mod adapter;
 pub mod checkpoint;
@@ -28,4 +29,5 @@ pub mod sampling;
 pub mod schedule;
 pub mod setup;
 pub mod siamese;
+pub mod time_budget;
 pub mod trainer;

@@ -21,7 +21,8 @@
 //! # Blocks
 //!
 //! Each block runs `epochs_per_block × ⌊batches_per_epoch / accumulation_steps⌋` optimizer
-//! steps. At its end a [`BlockSelector`] picks the block's best path (the real rating lives in
+//! steps, or fewer under a time budget ([`crate::time_budget`]). At its end a
+//! [`BlockSelector`] picks the block's best path (the real rating lives in
 //! `bossnas-search`; [`LossEmaSelector`] is a test stand-in), it is appended to `best_paths`,
 //! and the next block starts with a fresh optimizer, restarted schedules and new heads. The
 //! input of block `k` is always computed from `best_paths[..k]` (spec §9 B1).
@@ -64,6 +65,7 @@ use crate::setup::{
     spatial_adapters,
 };
 use crate::siamese::{HeadError, HeadSpec, OnlineNet, ProjectionHead, Siamese, TargetNet};
+use crate::time_budget::{BlockRun, TimeBudget};
 
 /// Errors a selector may return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -222,6 +224,10 @@ pub struct TrainOptions {
     pub progress: bool,
     /// How progress reads: for people (terminal line / log lines) or JSON lines for tools.
     pub progress_format: ProgressFormat,
+    /// Wall-clock budget of this call's training, split over the blocks left
+    /// ([`crate::time_budget`]): a block whose share is used stops at a step boundary and is
+    /// rated and checkpointed as if it had run all its steps.
+    pub time_budget: Option<std::time::Duration>,
     /// Test hook: the loss of this global optimizer step is replaced by NaN.
     #[doc(hidden)]
     pub inject_nan_at_step: Option<u64>,
@@ -235,6 +241,7 @@ impl Default for TrainOptions {
             keep_checkpoints: 2,
             progress: false,
             progress_format: ProgressFormat::Human,
+            time_budget: None,
             inject_nan_at_step: None,
         }
     }
@@ -291,9 +298,11 @@ pub struct StepMetrics {
 #[derive(Debug, Clone, Serialize)]
 struct BlockEndMetrics {
     event: &'static str,
-    block: usize,
     best_path: BlockPath,
     global_step: u64,
+    /// `block`, steps run and planned, whether the time budget stopped it.
+    #[serde(flatten)]
+    run: BlockRun,
 }
 
 /// `"3-5"` for `[3, 5]`.
@@ -757,6 +766,7 @@ impl<S: Supernet> Trainer<S> {
         );
         let mut last_loss = None;
         let interval = self.checkpoint_interval();
+        let mut budget = self.opts.time_budget.map(TimeBudget::start);
         loop {
             if self.block >= self.num_blocks {
                 let dir = self.checkpoint()?;
@@ -764,10 +774,22 @@ impl<S: Supernet> Trainer<S> {
                 progress.end(true, self.global_step, &self.best_paths);
                 return Ok(self.outcome(true, last_loss, dir));
             }
-            if self.block_step >= self.steps_per_block() {
+            let planned = self.steps_per_block();
+            let out_of_time = self.block_step < planned
+                && budget.as_mut().is_some_and(|b| {
+                    b.block_spent(self.block, self.num_blocks - self.block, self.block_step)
+                });
+            if self.block_step >= planned || out_of_time {
+                let steps = self.block_step;
                 let candidates = self.population.len();
-                let best = self.end_block(selector)?;
+                let best = self.end_block(selector, out_of_time)?;
                 progress.block_end(self.block - 1, &best, candidates);
+                if out_of_time && self.opts.progress {
+                    eprintln!(
+                        "block {}: the time budget stopped it after {steps} of {planned} steps",
+                        self.block - 1
+                    );
+                }
                 if let Some((step, _, dir)) = &self.last_checkpoint {
                     progress.checkpoint(*step, dir);
                 }
@@ -808,7 +830,11 @@ impl<S: Supernet> Trainer<S> {
         }
     }
 
-    fn end_block(&mut self, selector: &mut dyn BlockSelector<S>) -> Result<BlockPath, TrainError> {
+    fn end_block(
+        &mut self,
+        selector: &mut dyn BlockSelector<S>,
+        stopped_by_time_budget: bool,
+    ) -> Result<BlockPath, TrainError> {
         let block = self.block;
         let best = {
             let s = self.siamese();
@@ -837,9 +863,14 @@ impl<S: Supernet> Trainer<S> {
         }
         self.run_dir.append_metrics(&BlockEndMetrics {
             event: "block_end",
-            block,
             best_path: best.clone(),
             global_step: self.global_step,
+            run: BlockRun {
+                block,
+                steps: self.block_step,
+                planned_steps: self.steps_per_block(),
+                stopped_by_time_budget,
+            },
         })?;
         self.best_paths.push(best.clone());
         self.block += 1;

@@ -262,6 +262,7 @@ fn run_point(
             truth_required: true,
             correlation_dir: run_dir.join("correlation"),
             max_steps: None,
+            time_budget: None,
             quiet,
             progress_format: ensemble_bootstrap::progress::ProgressFormat::Human,
         },
