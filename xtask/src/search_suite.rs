@@ -535,6 +535,22 @@ mod tests {
     }
 
     #[test]
+    fn the_cpu_suite_report_carries_its_sweep() {
+        let suite = search_suite(Suite::NatsC10Cpu).unwrap();
+        let sw = suite.sweep.expect("nats-c10-cpu names its sweep");
+        let tmp = tempfile::tempdir().unwrap();
+        let section = sweep_section(sw, tmp.path()).expect("the sweep's results are committed");
+        assert_eq!(section.variant, crate::suites::NATS_C10_CPU_VARIANT);
+        assert!(
+            !section.seed_tau_b.is_empty(),
+            "the preset's variant has results"
+        );
+        assert!(section.table.contains(sw.variant), "{}", section.table);
+        assert!(tmp.path().join("sweep-curve.svg").is_file());
+        assert!(tmp.path().join("sweep-curve.png").is_file());
+    }
+
+    #[test]
     fn smoke_suite_writes_a_report_with_compute_and_result() {
         let tmp = tempfile::tempdir().unwrap();
         let suite = search_suite(Suite::Smoke).unwrap();
