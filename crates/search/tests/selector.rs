@@ -163,7 +163,7 @@ fn rating_with_the_prefix_run_once_gives_the_same_scores() {
     let eval = vec![(x(2.0), x(3.0)), (x(4.0), x(5.0))];
     // Blocks 1 and 2 have a prefix (the chosen paths of the blocks before them).
     let b0 = s.online.backbone.population(0, &[])[1].clone();
-    let b1 = s.online.backbone.population(1, &[b0.clone()])[2].clone();
+    let b1 = s.online.backbone.population(1, std::slice::from_ref(&b0))[2].clone();
     for chosen in [vec![b0.clone()], vec![b0.clone(), b1]] {
         let pop = s.online.backbone.population(chosen.len(), &chosen);
         let mut literal = SiameseCandidates::new(&s.online, &s.target, &chosen, false, true, 4);
