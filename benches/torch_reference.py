@@ -22,6 +22,7 @@ adds "device", "first_step_s" (the first call: cuDNN autotune, torch.compile), "
 """
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -280,57 +281,103 @@ class TrainStep:
         self.v1 = torch.randn(batch, 3, 32, 32)
         self.v2 = torch.randn(batch, 3, 32, 32)
         self.bufs = {}
+        self.phases = Phases()
         self.lr, self.m, self.wd, self.tc, self.ema = 0.05 * batch / 256, 0.9, 1e-6, 1e-3, 0.99
         # torch.compile: the networks' forwards (one graph per path width; the optimizer and EMA
         # stay eager). The modules keep their parameters, so the update below is unchanged.
         self.net, self.t_net = self.backbone, self.t_backbone
         self.hd, self.t_hd, self.pred = self.head, self.t_head, self.predictor
         if compile:
-            import torch._dynamo
+            # `import torch._dynamo` here would make `torch` a local name of the whole method.
+            import torch._dynamo as dynamo
 
-            torch._dynamo.config.cache_size_limit = 64
+            dynamo.config.cache_size_limit = 64
             self.net, self.t_net = torch.compile(self.backbone), torch.compile(self.t_backbone)
             self.hd, self.t_hd = torch.compile(self.head), torch.compile(self.t_head)
             self.pred = torch.compile(self.predictor)
 
     def __call__(self):
+        ph = self.phases
         with torch.no_grad():
-            t1 = [l2n(self.t_hd(self.t_net(self.v1, p))) for p in self.paths]
-            t2 = [l2n(self.t_hd(self.t_net(self.v2, p))) for p in self.paths]
-            t1, t2 = sum(t1) / len(t1), sum(t2) / len(t2)
+            t1, t2 = [], []
+            for p in self.paths:
+                with ph("target block"):
+                    b1, b2 = self.t_net(self.v1, p), self.t_net(self.v2, p)
+                with ph("target head"):
+                    t1.append(l2n(self.t_hd(b1)))
+                    t2.append(l2n(self.t_hd(b2)))
+            with ph("target head"):
+                t1, t2 = sum(t1) / len(t1), sum(t2) / len(t2)
         total, per_path = None, []
         for p in self.paths:
-            z1 = self.hd(self.net(self.v1, p))
-            z2 = self.hd(self.net(self.v2, p))
-            loss = regression(self.pred(z1), t2) + regression(self.pred(z2), t1)
+            with ph("online block"):
+                b1, b2 = self.net(self.v1, p), self.net(self.v2, p)
+            with ph("online head"):
+                z1, z2 = self.hd(b1), self.hd(b2)
+            with ph("predictor + loss"):
+                loss = regression(self.pred(z1), t2) + regression(self.pred(z2), t1)
             per_path.append(loss.detach())
             total = loss if total is None else total + loss
         torch.stack(per_path).tolist()
-        for p in self.online.parameters():
-            p.grad = None
-        total.backward()
-        with torch.no_grad():
+        with ph("backward"):
             for p in self.online.parameters():
-                g = p.grad
-                if g is None or not bool(g.abs().sum() > 0):
-                    continue
-                if p.dim() <= 1:
-                    d = g * self.lr
-                else:
-                    wn, gn = p.norm(), g.norm()
-                    trust = self.tc * wn / (gn + self.wd * wn)
-                    trust = torch.where((wn == 0) | (gn == 0), torch.ones_like(trust), trust)
-                    d = (g + self.wd * p) * (trust * self.lr)
-                buf = self.bufs.get(p)
-                buf = d if buf is None else buf.mul_(self.m).add_(d)
-                self.bufs[p] = buf
-                p.sub_(buf)
-            for src, dst in (
-                (self.backbone, self.t_backbone),
-                (self.head, self.t_head),
-            ):
-                for o, t in zip(src.parameters(), dst.parameters()):
-                    t.mul_(self.ema).add_(o, alpha=1 - self.ema)
+                p.grad = None
+            total.backward()
+        with torch.no_grad():
+            with ph("drop zero grads"):
+                params = [
+                    p
+                    for p in self.online.parameters()
+                    if p.grad is not None and bool(p.grad.abs().sum() > 0)
+                ]
+            with ph("optimizer"):
+                for p in params:
+                    g = p.grad
+                    if p.dim() <= 1:
+                        d = g * self.lr
+                    else:
+                        wn, gn = p.norm(), g.norm()
+                        trust = self.tc * wn / (gn + self.wd * wn)
+                        trust = torch.where((wn == 0) | (gn == 0), torch.ones_like(trust), trust)
+                        d = (g + self.wd * p) * (trust * self.lr)
+                    buf = self.bufs.get(p)
+                    buf = d if buf is None else buf.mul_(self.m).add_(d)
+                    self.bufs[p] = buf
+                    p.sub_(buf)
+            with ph("ema"):
+                for src, dst in (
+                    (self.backbone, self.t_backbone),
+                    (self.head, self.t_head),
+                ):
+                    for o, t in zip(src.parameters(), dst.parameters()):
+                        t.mul_(self.ema).add_(o, alpha=1 - self.ema)
+
+
+class Phases:
+    """Wall and process CPU seconds (all threads) per named phase; off until `enabled`.
+
+    The names are those of the Rust step (`ensemble_bootstrap::phase`), so `cargo xtask bench
+    --phases` can set the two side by side. On CUDA a phase is the time to queue its kernels
+    unless the caller synchronises."""
+
+    def __init__(self):
+        self.enabled = False
+        self.totals = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name):
+        if not self.enabled:
+            yield
+            return
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            w, c = self.totals.get(name, (0.0, 0.0))
+            self.totals[name] = (
+                w + time.perf_counter() - wall,
+                c + time.process_time() - cpu,
+            )
 
 
 # ---- rows -----------------------------------------------------------------------------
@@ -394,6 +441,9 @@ def main():
         "--head", default="64,128,64", help="train_step_nats: projector in,hidden,out"
     )
     ap.add_argument("--compile", action="store_true", help="train_step_nats: torch.compile")
+    ap.add_argument(
+        "--phases", action="store_true", help="train_step_nats: time per phase of the step"
+    )
     args = ap.parse_args()
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -418,6 +468,9 @@ def main():
     step()
     sync()
     first_s = time.perf_counter() - t
+    phases = getattr(step, "phases", None)
+    if phases is not None:
+        phases.enabled = args.phases
     times = []
     for _ in range(max(1, args.reps)):
         t = time.perf_counter()
@@ -438,6 +491,12 @@ def main():
     if args.row == "train_step_nats":
         out["batch"] = args.batch
         out["images_per_s"] = args.batch / (statistics.median(times) / 1e3)
+    if phases is not None and phases.enabled:
+        n = max(1, args.reps)
+        out["phases"] = [
+            {"phase": k, "wall_ms": w * 1e3 / n, "cpu_ms": c * 1e3 / n}
+            for k, (w, c) in phases.totals.items()
+        ]
     if cuda:
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     print(json.dumps(out))

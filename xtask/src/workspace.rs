@@ -43,13 +43,6 @@ pub fn cpu_model() -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// CPU seconds (user + system) of this process, all threads.
-pub fn process_cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes into the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-        return f64::NAN;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
+/// CPU seconds (user + system) of this process, all threads (one definition, in the
+/// training step's phase timer).
+pub use ensemble_bootstrap::phase::process_cpu_seconds;

@@ -12,6 +12,7 @@
 //! - [`sampling`]: uniform and strictly fair path sampling;
 //! - [`setup`]: data, loader and supernet from a [`config::RunConfig`];
 //! - [`trainer`]: the block-wise training loop, block selection hook, exact resume;
+//! - [`phase`]: opt-in time per phase of the training step (benchmarks);
 //! - [`progress`]: terminal progress bar;
 //! - [`time_budget`]: a wall-clock training budget split over the blocks.
 
@@ -23,6 +24,7 @@ pub mod ema;
 pub mod heads;
 pub mod lars;
 pub mod loss;
+pub mod phase;
 pub mod progress;
 pub mod run_dir;
 pub mod sampling;

@@ -57,6 +57,7 @@ use crate::data::{DataError, ImageSource, ViewLoader};
 use crate::heads::Predictor;
 use crate::lars::drop_zero_grads;
 use crate::loss::{path_loss, target_ensemble};
+use crate::phase::span;
 use crate::progress::{ProgressFormat, TrainProgress};
 use crate::sampling::{PathSampler, SamplingError};
 use crate::schedule::{BlockPosition, LrSchedule, MomentumSchedule};
@@ -396,50 +397,65 @@ pub fn ensemble_forward<S: Supernet>(
     let slot = |p: usize| if shared { 0 } else { p };
 
     let target = &siamese.target;
-    let t_prefix: Vec<(Tensor<4>, Tensor<4>)> = pairs
-        .iter()
-        .map(|(v1, v2)| {
-            (
-                target.backbone.forward_prefix(v1.clone(), chosen).detach(),
-                target.backbone.forward_prefix(v2.clone(), chosen).detach(),
-            )
-        })
-        .collect();
+    let t_prefix: Vec<(Tensor<4>, Tensor<4>)> = span("target prefix", || {
+        pairs
+            .iter()
+            .map(|(v1, v2)| {
+                (
+                    target.backbone.forward_prefix(v1.clone(), chosen).detach(),
+                    target.backbone.forward_prefix(v2.clone(), chosen).detach(),
+                )
+            })
+            .collect()
+    });
     let mut t1 = Vec::with_capacity(paths.len());
     let mut t2 = Vec::with_capacity(paths.len());
     for (p, path) in paths.iter().enumerate() {
         let (f1, f2) = &t_prefix[slot(p)];
-        let b1 = target.backbone.forward_block(f1.clone(), chosen, path);
-        let b2 = target.backbone.forward_block(f2.clone(), chosen, path);
-        t1.push(target.head.forward(b1));
-        t2.push(target.head.forward(b2));
+        let (b1, b2) = span("target block", || {
+            (
+                target.backbone.forward_block(f1.clone(), chosen, path),
+                target.backbone.forward_block(f2.clone(), chosen, path),
+            )
+        });
+        span("target head", || {
+            t1.push(target.head.forward(b1));
+            t2.push(target.head.forward(b2));
+        });
     }
-    let (t1, t2) = (target_ensemble(t1), target_ensemble(t2));
+    let (t1, t2) = span("target head", || (target_ensemble(t1), target_ensemble(t2)));
 
     let online = &siamese.online;
-    let o_prefix: Vec<(Tensor<4>, Tensor<4>)> = pairs
-        .iter()
-        .map(|(v1, v2)| {
-            let a = online.backbone.forward_prefix(v1.clone(), chosen);
-            let b = online.backbone.forward_prefix(v2.clone(), chosen);
-            if freeze_prefix {
-                (a.detach(), b.detach())
-            } else {
-                (a, b)
-            }
-        })
-        .collect();
+    let o_prefix: Vec<(Tensor<4>, Tensor<4>)> = span("online prefix", || {
+        pairs
+            .iter()
+            .map(|(v1, v2)| {
+                let a = online.backbone.forward_prefix(v1.clone(), chosen);
+                let b = online.backbone.forward_prefix(v2.clone(), chosen);
+                if freeze_prefix {
+                    (a.detach(), b.detach())
+                } else {
+                    (a, b)
+                }
+            })
+            .collect()
+    });
     let mut total: Option<Tensor<1>> = None;
     let mut per_path = Vec::with_capacity(paths.len());
     for (p, path) in paths.iter().enumerate() {
         let (f1, f2) = &o_prefix[slot(p)];
-        let z1 = online
-            .head
-            .forward(online.backbone.forward_block(f1.clone(), chosen, path));
-        let z2 = online
-            .head
-            .forward(online.backbone.forward_block(f2.clone(), chosen, path));
-        let loss = path_loss(&online.predictor, z1, z2, t1.clone(), t2.clone());
+        let (b1, b2) = span("online block", || {
+            (
+                online.backbone.forward_block(f1.clone(), chosen, path),
+                online.backbone.forward_block(f2.clone(), chosen, path),
+            )
+        });
+        let (z1, z2) = span("online head", || {
+            (online.head.forward(b1), online.head.forward(b2))
+        });
+        let loss = span("predictor + loss", || {
+            path_loss(&online.predictor, z1, z2, t1.clone(), t2.clone())
+        });
         per_path.push(loss.clone().detach());
         total = Some(match total {
             Some(t) => t + loss,
@@ -894,7 +910,7 @@ impl<S: Supernet> Trainer<S> {
         let mut images = 0usize;
         let mut skipped = false;
         for _ in 0..accum {
-            let batch = self.loader.next_batch(&self.device)?;
+            let batch = span("data", || self.loader.next_batch(&self.device))?;
             images += batch.indices.len();
             let paths = self.sampler.sample(&self.population, &mut self.rng);
             let (total, per_path) =
@@ -932,22 +948,26 @@ impl<S: Supernet> Trainer<S> {
                 loss_sum += v;
                 loss_count += 1;
             }
-            let grads = total.div_scalar(accum as f64).backward();
-            let s = self.siamese();
-            acc.accumulate(&s.online, GradientsParams::from_grads(grads, &s.online));
+            let s = self.siamese.as_ref().expect("siamese");
+            span("backward", || {
+                let grads = total.div_scalar(accum as f64).backward();
+                acc.accumulate(&s.online, GradientsParams::from_grads(grads, &s.online));
+            });
         }
         let pos = self.position(accum - 1);
         let lr = self.lr_schedule().lr(pos);
         let momentum = self.momentum_schedule().momentum(self.block_step as usize);
         if !skipped {
             let s = self.siamese.take().expect("siamese");
-            let grads = drop_zero_grads(&s.online, acc.grads());
-            let online = self.optimizer.step(lr, s.online, grads);
+            let grads = span("drop zero grads", || {
+                drop_zero_grads(&s.online, acc.grads())
+            });
+            let online = span("optimizer", || self.optimizer.step(lr, s.online, grads));
             let s = Siamese {
                 online,
                 target: s.target,
             };
-            self.siamese = Some(s.ema_update(momentum));
+            self.siamese = Some(span("ema", || s.ema_update(momentum)));
             for (p, (sum, n)) in &sums {
                 let v = sum / *n as f64;
                 let e = self.loss_ema.entry(p.clone()).or_insert(v);

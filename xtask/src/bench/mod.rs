@@ -29,9 +29,18 @@ pub struct BenchArgs {
     /// Only rows whose name contains this substring.
     #[arg(long)]
     rows: Option<String>,
-    /// Timed repetitions per row (after one warm-up); the median is reported.
+    /// Timed repetitions per run of a row (after one warm-up); a run reports their median.
     #[arg(long, default_value_t = 7)]
     reps: usize,
+    /// Runs of each row, ours and PyTorch's alternating (a pair at a time); the table gives
+    /// the median over runs, and the ratio as the median of the pairs' ratios, so a change of
+    /// load hits both sides of a pair.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pairs: u64,
+    /// Also split each step into its phases (the `train_step_nats` row: target and online
+    /// forwards, heads, loss, backward, optimizer, EMA), wall and CPU ms per step.
+    #[arg(long)]
+    phases: bool,
     /// List the rows and exit.
     #[arg(long)]
     list: bool,
@@ -40,18 +49,60 @@ pub struct BenchArgs {
     child: Option<String>,
 }
 
-/// One measured row of one implementation.
+/// One run of one row by one implementation.
 #[derive(Debug, Clone)]
 struct Measured {
     median_ms: f64,
     times_ms: Vec<f64>,
     peak_rss_mb: f64,
+    /// Per step: (phase, wall ms, CPU ms), when asked for and the row has phases.
+    phases: Vec<(String, f64, f64)>,
+}
+
+/// The paired runs of one row.
+struct RowRuns {
+    ours: Vec<Measured>,
+    torch: Vec<Measured>,
+    /// The 1-minute load average at the start of each pair.
+    load: Vec<f64>,
+}
+
+impl RowRuns {
+    fn ours_ms(&self) -> f64 {
+        median(&mut self.ours.iter().map(|m| m.median_ms).collect::<Vec<_>>())
+    }
+    fn torch_ms(&self) -> Option<f64> {
+        (!self.torch.is_empty())
+            .then(|| median(&mut self.torch.iter().map(|m| m.median_ms).collect::<Vec<_>>()))
+    }
+    /// Median over pairs of torch / ours.
+    fn ratio(&self) -> Option<f64> {
+        (!self.torch.is_empty()).then(|| {
+            median(
+                &mut self
+                    .ours
+                    .iter()
+                    .zip(&self.torch)
+                    .map(|(o, t)| t.median_ms / o.median_ms)
+                    .collect::<Vec<_>>(),
+            )
+        })
+    }
+    fn load_range(&self) -> String {
+        let lo = self.load.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = self.load.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if lo.is_finite() {
+            format!("{lo:.1}–{hi:.1}")
+        } else {
+            "?".into()
+        }
+    }
 }
 
 /// Entry point of the subcommand.
 pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(row) = &args.child {
-        return child(row, args.reps);
+        return child(row, args.reps, args.phases);
     }
     let rows: Vec<_> = rows::all()
         .into_iter()
@@ -75,46 +126,66 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let load_before = loadavg();
     let mut results = Vec::new();
     for r in &rows {
-        let ours = run_child_rust(r.name, args.reps)?;
-        let torch = match &python {
-            Some(py) => Some(run_child_python(py, &script, r.name, args.reps)?),
-            None => None,
+        let mut runs = RowRuns {
+            ours: Vec::new(),
+            torch: Vec::new(),
+            load: Vec::new(),
         };
-        if !args.json {
-            eprintln!(
-                "{:16} ours {:9.1} ms{}",
-                r.name,
-                ours.median_ms,
-                torch
-                    .as_ref()
-                    .map(|t| format!("   torch {:9.1} ms", t.median_ms))
-                    .unwrap_or_default()
-            );
+        for _ in 0..args.pairs {
+            runs.load.push(load1());
+            let ours = run_child_rust(r.name, args.reps, args.phases)?;
+            let torch = match &python {
+                Some(py) => Some(run_child_python(
+                    py,
+                    &script,
+                    r.name,
+                    args.reps,
+                    args.phases,
+                )?),
+                None => None,
+            };
+            if !args.json {
+                eprintln!(
+                    "{:16} ours {:9.1} ms{}",
+                    r.name,
+                    ours.median_ms,
+                    torch
+                        .as_ref()
+                        .map(|t| format!("   torch {:9.1} ms", t.median_ms))
+                        .unwrap_or_default()
+                );
+            }
+            runs.ours.push(ours);
+            runs.torch.extend(torch);
         }
-        results.push((r, ours, torch));
+        results.push((r, runs));
     }
     let load_after = loadavg();
     let profile = if cfg!(debug_assertions) {
-        "dev profile (Burn and bossnas-blocks at opt-level 3, debug assertions on)"
+        "dev profile (dependencies and bossnas-blocks at opt-level 3 without debug assertions)"
     } else {
         "release"
     };
     if args.json {
         let rows_json: Vec<Value> = results
             .iter()
-            .map(|(r, o, t)| {
+            .map(|(r, runs)| {
                 json!({
                     "row": r.name,
                     "what": r.what,
-                    "ours": measured_json(o),
-                    "torch": t.as_ref().map(measured_json),
-                    "ratio_torch_over_ours": t.as_ref().map(|t| t.median_ms / o.median_ms),
+                    "ours_median_ms": runs.ours_ms(),
+                    "torch_median_ms": runs.torch_ms(),
+                    "ratio_torch_over_ours": runs.ratio(),
+                    "load1_per_pair": runs.load,
+                    "ours": runs.ours.iter().map(measured_json).collect::<Vec<_>>(),
+                    "torch": runs.torch.iter().map(measured_json).collect::<Vec<_>>(),
                 })
             })
             .collect();
         let doc = json!({
             "profile": profile,
             "reps": args.reps,
+            "pairs": args.pairs,
             "loadavg_before": load_before,
             "loadavg_after": load_after,
             "rayon_threads": std::env::var("RAYON_NUM_THREADS").ok(),
@@ -123,26 +194,33 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!(
-            "build: {profile}; reps {}; load average before: {load_before}, after: {load_after}",
-            args.reps
+            "build: {profile}; reps {}, pairs {}; load average before: {load_before}, after: {load_after}",
+            args.reps, args.pairs
         );
         println!(
-            "| row | ours median ms | torch median ms | torch/ours | ours peak RSS MB | torch peak RSS MB |"
+            "| row | ours median ms | torch median ms | torch/ours (median of pairs) | load | ours peak RSS MB | torch peak RSS MB |"
         );
-        println!("|---|---:|---:|---:|---:|---:|");
-        for (r, o, t) in &results {
-            let (tm, ratio, trss) = match t {
-                Some(t) => (
-                    format!("{:.1}", t.median_ms),
-                    format!("{:.2}×", t.median_ms / o.median_ms),
-                    format!("{:.0}", t.peak_rss_mb),
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for (r, runs) in &results {
+            let peak = |m: &[Measured]| m.iter().map(|m| m.peak_rss_mb).fold(0.0, f64::max);
+            let (tm, ratio, trss) = match (runs.torch_ms(), runs.ratio()) {
+                (Some(t), Some(ratio)) => (
+                    format!("{t:.1}"),
+                    format!("{ratio:.2}×"),
+                    format!("{:.0}", peak(&runs.torch)),
                 ),
-                None => ("–".into(), "–".into(), "–".into()),
+                _ => ("–".into(), "–".into(), "–".into()),
             };
             println!(
-                "| {} | {:.1} | {tm} | {ratio} | {:.0} | {trss} |",
-                r.name, o.median_ms, o.peak_rss_mb
+                "| {} | {:.1} | {tm} | {ratio} | {} | {:.0} | {trss} |",
+                r.name,
+                runs.ours_ms(),
+                runs.load_range(),
+                peak(&runs.ours)
             );
+        }
+        for (r, runs) in &results {
+            print_phases(r.name, runs);
         }
         if python.is_none() {
             println!("(set BENCH_PYTHON=python3 to add the PyTorch columns)");
@@ -152,11 +230,61 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 fn measured_json(m: &Measured) -> Value {
-    json!({ "median_ms": m.median_ms, "times_ms": m.times_ms, "peak_rss_mb": m.peak_rss_mb })
+    let phases: Vec<Value> = m
+        .phases
+        .iter()
+        .map(|(n, w, c)| json!({ "phase": n, "wall_ms": w, "cpu_ms": c }))
+        .collect();
+    json!({
+        "median_ms": m.median_ms,
+        "times_ms": m.times_ms,
+        "peak_rss_mb": m.peak_rss_mb,
+        "phases": phases,
+    })
+}
+
+/// The phase table of one row (medians over runs, per step), when any run has phases.
+fn print_phases(row: &str, runs: &RowRuns) {
+    if runs.ours.iter().all(|m| m.phases.is_empty()) {
+        return;
+    }
+    // Phase names in order of first occurrence on either side.
+    let mut names: Vec<&str> = Vec::new();
+    for m in runs.ours.iter().chain(&runs.torch) {
+        for (n, _, _) in &m.phases {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+    }
+    let med = |side: &[Measured], name: &str, pick: fn(&(String, f64, f64)) -> f64| {
+        let mut v: Vec<f64> = side
+            .iter()
+            .filter_map(|m| m.phases.iter().find(|p| p.0 == name).map(pick))
+            .collect();
+        (!v.is_empty()).then(|| median(&mut v))
+    };
+    let cell = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into());
+    println!("\n{row}, by phase (ms per step; medians over runs; CPU = all threads):");
+    println!("| phase | ours wall | ours CPU | torch wall | torch CPU |");
+    println!("|---|---:|---:|---:|---:|");
+    let (wall, cpu): (
+        fn(&(String, f64, f64)) -> f64,
+        fn(&(String, f64, f64)) -> f64,
+    ) = (|p| p.1, |p| p.2);
+    for name in names {
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            cell(med(&runs.ours, name, wall)),
+            cell(med(&runs.ours, name, cpu)),
+            cell(med(&runs.torch, name, wall)),
+            cell(med(&runs.torch, name, cpu)),
+        );
+    }
 }
 
 /// Runs one row in this process: one warm-up step, `reps` timed steps, one JSON line.
-fn child(name: &str, reps: usize) -> Result<()> {
+fn child(name: &str, reps: usize, phases: bool) -> Result<()> {
     let row = rows::all()
         .into_iter()
         .find(|r| r.name == name)
@@ -165,33 +293,58 @@ fn child(name: &str, reps: usize) -> Result<()> {
     let device = burn::tensor::Device::flex().autodiff();
     let mut step = (row.build)(&device);
     step();
+    ensemble_bootstrap::phase::enable(phases);
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps.max(1) {
         let t = Instant::now();
         step();
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    let steps = reps.max(1) as f64;
+    let phases: Vec<Value> = ensemble_bootstrap::phase::take()
+        .into_iter()
+        .map(|p| {
+            json!({
+                "phase": p.name,
+                "wall_ms": p.wall_s * 1e3 / steps,
+                "cpu_ms": p.cpu_s * 1e3 / steps,
+            })
+        })
+        .collect();
     let line = json!({
         "row": name,
         "median_ms": median(&mut times.clone()),
         "times_ms": times,
         "peak_rss_mb": peak_rss_mb(),
+        "phases": phases,
     });
     println!("{line}");
     Ok(())
 }
 
-fn run_child_rust(name: &str, reps: usize) -> Result<Measured> {
+fn run_child_rust(name: &str, reps: usize, phases: bool) -> Result<Measured> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.args(["bench", "--child", name, "--reps", &reps.to_string()]);
+    if phases {
+        cmd.arg("--phases");
+    }
     parse_child(cmd, name)
 }
 
-fn run_child_python(python: &str, script: &Path, name: &str, reps: usize) -> Result<Measured> {
+fn run_child_python(
+    python: &str,
+    script: &Path,
+    name: &str,
+    reps: usize,
+    phases: bool,
+) -> Result<Measured> {
     let mut cmd = Command::new(python);
     cmd.arg(script)
         .args(["--row", name, "--reps", &reps.to_string()]);
+    if phases {
+        cmd.arg("--phases");
+    }
     parse_child(cmd, name)
 }
 
@@ -222,6 +375,20 @@ fn parse_child(mut cmd: Command, name: &str) -> Result<Measured> {
             .map(|a| a.iter().filter_map(Value::as_f64).collect())
             .unwrap_or_default(),
         peak_rss_mb: num("peak_rss_mb")?,
+        phases: v["phases"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| {
+                        Some((
+                            p["phase"].as_str()?.to_string(),
+                            p["wall_ms"].as_f64()?,
+                            p["cpu_ms"].as_f64()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -246,6 +413,14 @@ fn peak_rss_mb() -> f64 {
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// The 1-minute load average (NaN where /proc is unavailable).
+fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 fn loadavg() -> String {

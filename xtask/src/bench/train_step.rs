@@ -2,7 +2,8 @@
 //! made of (`ensemble_forward`, backward, `drop_zero_grads`, the LARS `ModuleOptimizer`,
 //! `Siamese::ema_update`) on the `nats-c10-cpu` preset's heads, NATS block 0, 8 paths.
 //! The trainer's own `step` is private and also pulls batches from a data loader; this row
-//! times the model work only, on fixed random views.
+//! times the model work only, on fixed random views. Its phases are the trainer's
+//! (`ensemble_bootstrap::phase`), so `bench --phases` splits this row as it splits a real step.
 
 use bossnas_supernet::BlockPath;
 use bossnas_supernet::nats::{NatsSupernet, NatsSupernetConfig};
@@ -10,6 +11,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
 use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::lars::drop_zero_grads;
+use ensemble_bootstrap::phase::span;
 use ensemble_bootstrap::siamese::{HeadSpec, Siamese};
 use ensemble_bootstrap::trainer::ensemble_forward;
 
@@ -43,13 +45,15 @@ pub fn build(d: &Device) -> Box<dyn FnMut()> {
         let s = siamese.take().expect("siamese");
         let (total, per_path) = ensemble_forward(&s, &pairs, &[], &population, false);
         std::hint::black_box(Tensor::cat(per_path, 0).into_data());
-        let grads = GradientsParams::from_grads(total.backward(), &s.online);
-        let grads = drop_zero_grads(&s.online, grads);
-        let online = optimizer.step(lr, s.online, grads);
+        let grads = span("backward", || {
+            GradientsParams::from_grads(total.backward(), &s.online)
+        });
+        let grads = span("drop zero grads", || drop_zero_grads(&s.online, grads));
+        let online = span("optimizer", || optimizer.step(lr, s.online, grads));
         let s = Siamese {
             online,
             target: s.target,
         };
-        siamese = Some(s.ema_update(momentum));
+        siamese = Some(span("ema", || s.ema_update(momentum)));
     })
 }
