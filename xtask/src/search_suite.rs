@@ -6,8 +6,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use bench_nats::{CorrelateOptions, GroundTruth, ScoresInput, correlate};
-use bossnas_blocks::device::DeviceSpec;
 use bossnas_datasets::{DataDir, FetchPolicy, NatsFetchPolicy, ensure, ensure_nats};
+use bossnas_kernels::device::DeviceSpec;
 use bossnas_search::run::{SearchRequest, search_run};
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use ensemble_bootstrap::checkpoint::{METRICS, RESOLVED_CONFIG, RunDir};

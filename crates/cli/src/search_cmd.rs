@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use bossnas_blocks::device::DeviceSpec;
+use bossnas_kernels::device::DeviceSpec;
 use bossnas_search::rating::CentreMode;
 use bossnas_search::run::{SearchRequest, load_run_config, rate_run, search_run};
 use bossnas_search::search::{Budget, EvolutionConfig, ScoreWeights, SearchMethod};

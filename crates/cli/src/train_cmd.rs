@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
-use bossnas_blocks::device::DeviceSpec;
+use bossnas_kernels::device::DeviceSpec;
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use clap::Args;
 use ensemble_bootstrap::checkpoint::RunDir;

@@ -637,7 +637,7 @@ impl RunConfig {
             ));
         }
         // The device parser's own check and wording (one message for a bad device).
-        if let Err(e) = self.device.parse::<bossnas_blocks::device::DeviceSpec>() {
+        if let Err(e) = self.device.parse::<bossnas_kernels::device::DeviceSpec>() {
             return Err(ConfigError::Invalid {
                 field: "device".into(),
                 value: self.device.clone(),

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bench_nats::GroundTruth;
-use bossnas_blocks::device::DeviceSpec;
+use bossnas_kernels::device::DeviceSpec;
 use ensemble_bootstrap::checkpoint::{RESOLVED_CONFIG, RunDir};
 use ensemble_bootstrap::config::RunConfig;
 
