@@ -2,7 +2,7 @@
 //! data → train (population-centre rating at every block end) → search → correlation → report.
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bench_nats::{CorrelateOptions, GroundTruth, ScoresInput, correlate};
@@ -129,14 +129,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
 
     // A new run gets a directory no other run uses (same-second starts get `-2`, ...); a
     // resumed one is locked against a second writer.
-    let run = if resume {
-        RunDir::open_locked(&run_dir)?
-    } else {
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        RunDir::create_unique(&run_dir, &format!("{}-{stamp}", suite.name))?
-    };
+    let run = RunDir::open_or_create(&run_dir, resume, suite.name)?;
     let outcome = train_search_correlate(
         &cfg,
         run,

@@ -614,12 +614,12 @@ impl RunConfig {
     /// Writes `config.resolved.toml` into `dir` atomically; returns its path.
     pub fn save_resolved(&self, dir: impl AsRef<Path>) -> Result<PathBuf, ConfigError> {
         let path = dir.as_ref().join(crate::checkpoint::RESOLVED_CONFIG);
-        crate::checkpoint::atomic_write(&path, self.to_toml_string().as_bytes()).map_err(
-            |source| ConfigError::Io {
+        bossnas_runfs::write_atomic(&path, self.to_toml_string().as_bytes()).map_err(|source| {
+            ConfigError::Io {
                 path: path.clone(),
                 source,
-            },
-        )?;
+            }
+        })?;
         Ok(path)
     }
 

@@ -24,7 +24,6 @@ pub mod heads;
 pub mod lars;
 pub mod loss;
 pub mod progress;
-pub mod run_dir;
 pub mod sampling;
 pub mod schedule;
 pub mod setup;

@@ -81,7 +81,7 @@ impl RunMeta {
     pub fn save(&self, run: &Path) -> Result<(), RetrainError> {
         let path = run.join(RUN_FILE);
         let text = serde_json::to_string_pretty(self).expect("RunMeta serialises");
-        ensemble_bootstrap::checkpoint::atomic_write(&path, text.as_bytes())
+        bossnas_runfs::write_atomic(&path, text.as_bytes())
             .map_err(|e| RetrainError::Io(format!("{}: {e}", path.display())))
     }
 }
@@ -431,7 +431,7 @@ fn final_eval(
     };
     let doc = json!({"model": eval, "ema": ema_eval, "test": sources.test.describe()});
     let path = run.root().join(EVAL_FILE);
-    ensemble_bootstrap::checkpoint::atomic_write(
+    bossnas_runfs::write_atomic(
         &path,
         serde_json::to_string_pretty(&doc)
             .expect("eval serialises")

@@ -12,7 +12,6 @@
 
 use std::path::{Path, PathBuf};
 
-use ensemble_bootstrap::checkpoint::atomic_write;
 use hytra_space::nats::{NATS_WIDTHS, NatsArch};
 use serde::{Deserialize, Serialize};
 
@@ -43,12 +42,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SearchError + '_ {
     }
 }
 
-/// Writes `bytes` atomically, creating the parent directory.
+/// [`bossnas_runfs::write_atomic`] with the search's error type.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-    }
-    atomic_write(path, bytes).map_err(io(path))
+    bossnas_runfs::write_atomic(path, bytes).map_err(io(path))
 }
 
 fn csv_bytes(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<Vec<u8>> {

@@ -160,7 +160,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
         match run_point(&file, point, &cifar_root, &runs, &truth, args.quiet) {
             Ok(result) => {
                 let path = results.join(format!("{}.json", point.id()));
-                ensemble_bootstrap::checkpoint::atomic_write(
+                bossnas_runfs::write_atomic(
                     &path,
                     (serde_json::to_string_pretty(&result)? + "\n").as_bytes(),
                 )
