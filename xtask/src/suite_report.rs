@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ensemble_bootstrap::config::SpaceKind;
 use ensemble_bootstrap::progress::path_label;
+use hytra_space::SpaceKind;
 
 use anyhow::{Context, Result};
 use bench_nats::Report as CorrelationReport;
@@ -343,12 +343,7 @@ impl SuiteReport {
              score Σ(L_k + {}) = {:.5}.\n",
             r.arch_string, r.space, r.method, r.params, r.madds, r.offset, r.score
         );
-        let kind = match r.space.as_str() {
-            "hytra" => Some(SpaceKind::Hytra),
-            "mbconv" => Some(SpaceKind::Mbconv),
-            "nats" => Some(SpaceKind::Nats),
-            _ => None,
-        };
+        let kind = r.space.parse::<SpaceKind>().ok();
         let _ = writeln!(
             md,
             "| block | path | candidate indices | loss L_k |\n|---|---|---|---|"

@@ -9,8 +9,8 @@ use bossnas_search::rating::CentreMode;
 use bossnas_search::run::{SearchRequest, load_run_config, rate_run, search_run};
 use bossnas_search::search::{Budget, EvolutionConfig, ScoreWeights, SearchMethod};
 use bossnas_search::select::RateOptions;
-use bossnas_search::space::CostModel;
 use clap::{Args, ValueEnum};
+use hytra_space::arch::CostModel;
 
 /// Population centre averaging (spec §9 D3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -191,7 +191,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
     Ok(())
 }
 
-fn cfg_kind(run: &std::path::Path) -> Result<ensemble_bootstrap::config::SpaceKind> {
+fn cfg_kind(run: &std::path::Path) -> Result<hytra_space::SpaceKind> {
     Ok(load_run_config(run)?.space.kind)
 }
 

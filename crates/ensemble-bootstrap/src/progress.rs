@@ -75,7 +75,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::config::SpaceKind;
+use hytra_space::SpaceKind;
 
 /// How training reports progress (`--quiet`, the default, `--json-progress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -52,7 +52,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::checkpoint::{CheckpointError, RngState, RunDir, TrainState, record_of};
-use crate::config::{ConfigError, NanPolicy, RunConfig, SpaceKind};
+use crate::config::{ConfigError, NanPolicy, RunConfig};
 use crate::data::{DataError, ImageSource, ViewLoader};
 use crate::heads::Predictor;
 use crate::lars::drop_zero_grads;
@@ -61,8 +61,7 @@ use crate::progress::{ProgressFormat, TrainProgress};
 use crate::sampling::{PathSampler, SamplingError};
 use crate::schedule::{BlockPosition, LrSchedule, MomentumSchedule};
 use crate::setup::{
-    DataSetup, SetupError, hytra_config, loader_config, mbconv_config, nats_supernet, open_data,
-    spatial_adapters,
+    DataSetup, SetupError, SupernetTask, loader_config, open_data, spatial_adapters, with_supernet,
 };
 use crate::siamese::{HeadError, HeadSpec, OnlineNet, ProjectionHead, Siamese, TargetNet};
 use crate::time_budget::{BlockRun, TimeBudget};
@@ -1030,8 +1029,8 @@ fn run_space<S: Supernet + 'static, F: SelectorFactory>(
     trainer.run(selector.as_mut())
 }
 
-/// Opens the data, builds the configured space's supernet and trains it (or resumes the run
-/// in `run_dir` when `resume`). The only place that matches on [`SpaceKind`].
+/// Opens the data, builds the configured space's supernet ([`with_supernet`]) and trains it
+/// (or resumes the run in `run_dir` when `resume`).
 pub fn train_space<F: SelectorFactory>(
     cfg: RunConfig,
     opts: TrainOptions,
@@ -1041,45 +1040,44 @@ pub fn train_space<F: SelectorFactory>(
     factory: &F,
 ) -> Result<TrainOutcome, TrainError> {
     let data = open_data(&cfg)?;
-    match cfg.space.kind {
-        SpaceKind::Nats => {
-            let c = cfg.clone();
-            run_space(
-                cfg,
-                opts,
-                run_dir,
-                data,
-                device,
-                resume,
-                factory,
-                move |d| nats_supernet(&c, d),
-            )
-        }
-        SpaceKind::Hytra => {
-            let hc = hytra_config(&cfg)?;
-            run_space(
-                cfg,
-                opts,
-                run_dir,
-                data,
-                device,
-                resume,
-                factory,
-                move |d| hc.init(d),
-            )
-        }
-        SpaceKind::Mbconv => {
-            let mc = mbconv_config(&cfg)?;
-            run_space(
-                cfg,
-                opts,
-                run_dir,
-                data,
-                device,
-                resume,
-                factory,
-                move |d| mc.init(d),
-            )
-        }
+    let task = TrainTask {
+        opts,
+        run_dir,
+        data,
+        device,
+        resume,
+        factory,
+    };
+    with_supernet(cfg, task)?
+}
+
+/// [`train_space`]'s work once the space is known.
+struct TrainTask<'a, F> {
+    opts: TrainOptions,
+    run_dir: RunDir,
+    data: DataSetup,
+    device: &'a Device,
+    resume: bool,
+    factory: &'a F,
+}
+
+impl<F: SelectorFactory> SupernetTask for TrainTask<'_, F> {
+    type Output = Result<TrainOutcome, TrainError>;
+
+    fn run<S: Supernet + 'static>(
+        self,
+        cfg: RunConfig,
+        build: impl FnOnce(&Device) -> S,
+    ) -> Self::Output {
+        run_space(
+            cfg,
+            self.opts,
+            self.run_dir,
+            self.data,
+            self.device,
+            self.resume,
+            self.factory,
+            build,
+        )
     }
 }

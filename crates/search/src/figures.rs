@@ -17,8 +17,8 @@ use hytra_space::nats::NatsArch;
 use crate::output::{ranking_csv_name, read_ranking_csv};
 use crate::run::load_run_config;
 use crate::select::space_of;
-use crate::space::SearchSpace;
 use crate::{Result, SearchError};
+use hytra_space::arch::SearchSpace;
 
 /// A written figure: a caption and its PNG and SVG files.
 #[derive(Debug, Clone, PartialEq, Eq)]

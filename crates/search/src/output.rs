@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::rating::{RatedPath, rank};
 use crate::search::{BlockRanking, SearchOutcome};
-use crate::space::{SearchSpace, parse_path_key, path_key};
 use crate::{Result, SearchError};
+use hytra_space::arch::{SearchSpace, parse_path_key, path_key};
 
 /// Sub-directory of a run holding the rankings.
 pub const RATING_DIR: &str = "rating";
@@ -210,7 +210,7 @@ pub fn write_nats_scores_csv(path: &Path, scores: &[(NatsArch, f64)]) -> Result<
 }
 
 /// Writes the architecture as the bare JSON value of `bossnas arch cost --arch`.
-pub fn write_arch_json(path: &Path, arch: &crate::space::Architecture) -> Result<()> {
+pub fn write_arch_json(path: &Path, arch: &hytra_space::arch::Architecture) -> Result<()> {
     let text =
         serde_json::to_string(&arch.to_json()).map_err(|e| SearchError::Invalid(e.to_string()))?;
     write_atomic(path, format!("{text}\n").as_bytes())
@@ -242,7 +242,7 @@ pub struct SearchSummary {
     /// MAdds under the cost model.
     pub madds: u64,
     /// The cost model.
-    pub cost_model: crate::space::CostModel,
+    pub cost_model: hytra_space::arch::CostModel,
     /// The budget (null fields: none).
     pub budget: crate::search::Budget,
     /// Combinations checked.
@@ -255,7 +255,7 @@ impl SearchSummary {
         outcome: &SearchOutcome,
         method: &str,
         weights: &crate::search::ScoreWeights,
-        cost_model: crate::space::CostModel,
+        cost_model: hytra_space::arch::CostModel,
         budget: crate::search::Budget,
     ) -> Self {
         Self {
@@ -314,7 +314,7 @@ pub fn write_block_outputs(
 mod tests {
     use super::*;
     use crate::search::{ScoreWeights, greedy, score_all_nats};
-    use crate::space::Architecture;
+    use hytra_space::arch::Architecture;
     use hytra_space::nats::NatsSplit;
 
     fn ranking(block: usize, entries: &[(&[usize], f64)]) -> BlockRanking {
