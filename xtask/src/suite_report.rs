@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ensemble_bootstrap::progress::path_label;
 use hytra_space::SpaceKind;
 
 use anyhow::{Context, Result};
@@ -349,7 +348,7 @@ impl SuiteReport {
             "| block | path | candidate indices | loss L_k |\n|---|---|---|---|"
         );
         for (k, (p, l)) in r.blocks.iter().zip(&r.block_losses).enumerate() {
-            let label = kind.map_or("—".into(), |kind| path_label(kind, p));
+            let label = kind.map_or("—".into(), |kind| kind.path_label(p));
             let _ = writeln!(md, "| {k} | `{label}` | {p:?} | {l:.5} |");
         }
         if self.nats.is_some() {

@@ -130,7 +130,7 @@ pub fn rate(args: RateArgs) -> Result<()> {
         "block {}: {} candidates rated, best {}",
         r.block,
         r.candidates,
-        ensemble_bootstrap::progress::path_label(cfg_kind(&args.run)?, &r.best)
+        cfg_kind(&args.run)?.path_label(&r.best)
     );
     for f in &r.files {
         println!("wrote {}", f.display());
@@ -216,7 +216,7 @@ fn finished_rankings(
         lines.push(format!(
             "block {k}: {} candidates rated, best {} (score {:.6}) — {}",
             ranking.entries.len(),
-            ensemble_bootstrap::progress::path_label(cfg.space.kind, &best.path),
+            cfg.space.kind.path_label(&best.path),
             best.score,
             file.display()
         ));

@@ -8,7 +8,7 @@ use bossnas_search::select::PopulationCentreSelectorFactory;
 use clap::Args;
 use ensemble_bootstrap::checkpoint::RunDir;
 use ensemble_bootstrap::config::{PRESETS, RunConfig};
-use ensemble_bootstrap::progress::{ProgressFormat, path_label};
+use ensemble_bootstrap::progress::ProgressFormat;
 use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 
 /// Options of `bossnas train`.
@@ -135,11 +135,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let _ = std::fs::remove_dir_all(run.root());
     }
     let out = result?;
-    let paths: Vec<String> = out
-        .best_paths
-        .iter()
-        .map(|p| path_label(space, p))
-        .collect();
+    let paths: Vec<String> = out.best_paths.iter().map(|p| space.path_label(p)).collect();
     let last_loss = out.last_loss.map_or("-".into(), |l| format!("{l:.4}"));
     if out.finished {
         println!(

@@ -33,6 +33,35 @@ impl SpaceKind {
             SpaceKind::Nats => "nats",
         }
     }
+
+    /// A block path in its space's own notation: NATS widths (`16:8`, the width each candidate
+    /// stands for: candidate `i` is width `8·(i+1)`), HyTra op codes (`C4-A16`: ResConv /
+    /// ResAtt at 1/4, 1/16), MBConv digits (`0132`).
+    pub fn path_label(self, path: &[usize]) -> String {
+        match self {
+            SpaceKind::Nats => path
+                .iter()
+                .map(|i| (8 * (i + 1)).to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+            SpaceKind::Hytra => path
+                .iter()
+                .map(|&i| match crate::hytra::Op::from_index(i) {
+                    Ok(op) => format!(
+                        "{}{}",
+                        match op.kind() {
+                            crate::hytra::OpKind::ResAtt => "A",
+                            crate::hytra::OpKind::ResConv => "C",
+                        },
+                        op.scale().reduction()
+                    ),
+                    Err(_) => format!("?{i}"),
+                })
+                .collect::<Vec<_>>()
+                .join("-"),
+            SpaceKind::Mbconv => path.iter().map(|i| i.to_string()).collect(),
+        }
+    }
 }
 
 impl fmt::Display for SpaceKind {
@@ -55,6 +84,23 @@ impl FromStr for SpaceKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_read_in_the_space_notation() {
+        assert_eq!(SpaceKind::Nats.path_label(&[1, 0]), "16:8");
+        assert_eq!(SpaceKind::Nats.path_label(&[7]), "64");
+        assert_eq!(SpaceKind::Mbconv.path_label(&[0, 1, 3, 2]), "0132");
+        let ops = crate::hytra::Op::ALL;
+        let conv4 = ops
+            .iter()
+            .position(|o| o.kind() == crate::hytra::OpKind::ResConv && o.scale().reduction() == 4)
+            .unwrap();
+        let att16 = ops
+            .iter()
+            .position(|o| o.kind() == crate::hytra::OpKind::ResAtt && o.scale().reduction() == 16)
+            .unwrap();
+        assert_eq!(SpaceKind::Hytra.path_label(&[conv4, att16]), "C4-A16");
+    }
 
     #[test]
     fn names_round_trip_through_text_and_serde() {
