@@ -13,8 +13,9 @@ use bossnas_search::select::PopulationCentreSelectorFactory;
 use ensemble_bootstrap::checkpoint::{METRICS, RESOLVED_CONFIG, RunDir};
 use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::progress::ProgressFormat;
+use ensemble_bootstrap::selector::SelectorFactory;
 use ensemble_bootstrap::time_budget::block_runs;
-use ensemble_bootstrap::trainer::{SelectorFactory, TrainOptions, train_space};
+use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 
 use crate::suite_report::{
     Compute, DataRecord, NatsRecord, SuiteReport, SweepSection, config_diff,

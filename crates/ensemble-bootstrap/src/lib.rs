@@ -26,6 +26,8 @@ pub mod loss;
 pub mod progress;
 pub mod sampling;
 pub mod schedule;
+pub mod seeded;
+pub mod selector;
 pub mod setup;
 pub mod siamese;
 pub mod time_budget;

@@ -26,7 +26,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use ensemble_bootstrap::checkpoint::{RunDir, TrainState, record_of};
 use ensemble_bootstrap::progress::Progress;
-use ensemble_bootstrap::trainer::{seeded_init, with_seeded_rng};
+use ensemble_bootstrap::seeded::{seeded_init, with_seeded_rng};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

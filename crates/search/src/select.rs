@@ -31,8 +31,8 @@ use burn::tensor::{Device, Tensor};
 use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::data::ImageSource;
 use ensemble_bootstrap::data::loader::{LoaderConfig, PairMode, ViewLoader};
+use ensemble_bootstrap::selector::{BlockContext, BlockSelector, BoxError, SelectorFactory};
 use ensemble_bootstrap::siamese::{OnlineNet, TargetNet};
-use ensemble_bootstrap::trainer::{BlockContext, BlockSelector, BoxError, SelectorFactory};
 use serde::{Deserialize, Serialize};
 
 use crate::bn::{BnCalibration, reset_bn_stats};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use bossnas_search::search::BlockRanking;
 use bossnas_search::select::{PopulationCentreSelector, RateOptions, rate_block};
 use bossnas_supernet::{BlockPath, Supernet};
-use ensemble_bootstrap::trainer::{BlockContext, BlockSelector, BoxError, SelectorFactory};
+use ensemble_bootstrap::selector::{BlockContext, BlockSelector, BoxError, SelectorFactory};
 
 /// Sub-directory of a run holding the extra rankings.
 pub const NOISE_DIR: &str = "rating-noise";
