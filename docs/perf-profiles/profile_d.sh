@@ -18,7 +18,7 @@ line=$(perf record -q -e cpu-clock -F 1999 -g -o "$data" target/fp/release/xtask
 echo "# step median under perf: $(python3 -c "import json,sys; print(round(json.loads(sys.argv[1])['median_ms'], 1))" "$line") ms"
 echo "# inclusive shares (children included) of selected frames:"
 perf report -i "$data" --children --sort symbol -g none 2>/dev/null \
-    | grep -E "gemm_basic\b|gemm_basic_generic|matmul_batched_gemm|matmul_gemm\b|flex_conv::(forward|weight_grad|input_grad|depthwise)|fused_norm::batch_norm$|fused_act::(softmax|silu)$|AutodiffServer::execute_steps|__memset|__memmove|copy_2d_tiled|FlexTensor::empty|exc_page_fault|TensorData::random" \
+    | grep -E "gemm_basic\b|gemm_basic_generic|matmul_batched_gemm|matmul_gemm\b|cpu::conv::(forward|weight_grad|input_grad|depthwise)|nodes::norm::batch_norm$|nodes::act::(softmax|silu)$|AutodiffServer::execute_steps|__memset|__memmove|copy_2d_tiled|FlexTensor::empty|exc_page_fault|TensorData::random" \
     | sed -E 's/ +- +- +$//; s/^ +/    /' | cut -c1-140 | head -20
 echo "# flat self time, top 12:"
 perf report -i "$data" --no-children --sort symbol -g none 2>/dev/null | grep -v "^#" | grep -v "^$" \

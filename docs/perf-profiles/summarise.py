@@ -21,13 +21,13 @@ from collections import Counter
 CATEGORIES = [
     # Not per-step work: the child process's lazy parameter initialisation (first visit).
     ("one-time setup: lazy parameter init (random), module build", r"Uninitialized.*initialize|TensorData::random|ElementRandom|Distribution::sampler"),
-    ("dense conv weight-grad (opt-in dense_conv node)", r"dense_conv::weight_grad"),
-    ("dense conv input-grad (opt-in dense_conv node)", r"dense_conv::input_grad"),
+    ("dense conv weight-grad (opt-in dense_conv node)", r"nodes::conv::weight_grad"),
+    ("dense conv input-grad (opt-in dense_conv node)", r"nodes::conv::input_grad"),
     ("dense conv forward (opt-in dense_conv node)", r"dense_conv2d"),
     ("batch-norm, training mode (fwd + bwd)", r"batch_norm"),
         ("conv weight-grad (Burn generic: a conv with grad as kernel)", r"conv2d_weight_grad|conv2d_weight_backward"),
     ("conv input-grad (Burn generic: conv_transpose)", r"conv2d_x_backward|conv_transpose"),
-        ("conv forward (flex conv3d_f32: im2col + GEMM / depthwise kernel)", r"conv3d_impl|conv3d_f32|im2col|depthwise|(?<!fast_conv::)(?<!_)conv2d|conv3d"),
+        ("conv forward (flex conv3d_f32: im2col + GEMM / depthwise kernel)", r"conv3d_impl|conv3d_f32|im2col|depthwise|(?<!ops::conv::)(?<!_)conv2d|conv3d"),
     ("softmax", r"softmax"),
     ("matmul (1x1 convs, attention, linear)", r"matmul|gemm"),
     ("pooling", r"pool"),

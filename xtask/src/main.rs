@@ -97,7 +97,7 @@ struct ReproduceArgs {
 
 fn main() -> ExitCode {
     // Reuse freed tensor buffers instead of re-faulting them (docs/performance.md).
-    bossnas_blocks::cpu_alloc::keep_freed_memory();
+    bossnas_kernels::cpu_alloc::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -2,19 +2,20 @@
 //! data → train (population-centre rating at every block end) → search → correlation → report.
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bench_nats::{CorrelateOptions, GroundTruth, ScoresInput, correlate};
-use bossnas_blocks::device::DeviceSpec;
 use bossnas_datasets::{DataDir, FetchPolicy, NatsFetchPolicy, ensure, ensure_nats};
+use bossnas_kernels::device::DeviceSpec;
 use bossnas_search::run::{SearchRequest, search_run};
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use ensemble_bootstrap::checkpoint::{METRICS, RESOLVED_CONFIG, RunDir};
 use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::progress::ProgressFormat;
+use ensemble_bootstrap::selector::SelectorFactory;
 use ensemble_bootstrap::time_budget::block_runs;
-use ensemble_bootstrap::trainer::{SelectorFactory, TrainOptions, train_space};
+use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 
 use crate::suite_report::{
     Compute, DataRecord, NatsRecord, SuiteReport, SweepSection, config_diff,
@@ -129,14 +130,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
 
     // A new run gets a directory no other run uses (same-second starts get `-2`, ...); a
     // resumed one is locked against a second writer.
-    let run = if resume {
-        RunDir::open_locked(&run_dir)?
-    } else {
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        RunDir::create_unique(&run_dir, &format!("{}-{stamp}", suite.name))?
-    };
+    let run = RunDir::open_or_create(&run_dir, resume, suite.name)?;
     let outcome = train_search_correlate(
         &cfg,
         run,

@@ -130,10 +130,7 @@ pub fn run(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes through a temporary file and a rename, so a report is never half-written.
+/// A report is never half-written ([`bossnas_runfs::write_atomic`]).
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    bossnas_runfs::write_atomic(path, text).with_context(|| format!("writing {}", path.display()))
 }

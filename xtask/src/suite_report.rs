@@ -4,8 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ensemble_bootstrap::config::SpaceKind;
-use ensemble_bootstrap::progress::path_label;
+use hytra_space::SpaceKind;
 
 use anyhow::{Context, Result};
 use bench_nats::Report as CorrelationReport;
@@ -343,18 +342,13 @@ impl SuiteReport {
              score Σ(L_k + {}) = {:.5}.\n",
             r.arch_string, r.space, r.method, r.params, r.madds, r.offset, r.score
         );
-        let kind = match r.space.as_str() {
-            "hytra" => Some(SpaceKind::Hytra),
-            "mbconv" => Some(SpaceKind::Mbconv),
-            "nats" => Some(SpaceKind::Nats),
-            _ => None,
-        };
+        let kind = r.space.parse::<SpaceKind>().ok();
         let _ = writeln!(
             md,
             "| block | path | candidate indices | loss L_k |\n|---|---|---|---|"
         );
         for (k, (p, l)) in r.blocks.iter().zip(&r.block_losses).enumerate() {
-            let label = kind.map_or("—".into(), |kind| path_label(kind, p));
+            let label = kind.map_or("—".into(), |kind| kind.path_label(p));
             let _ = writeln!(md, "| {k} | `{label}` | {p:?} | {l:.5} |");
         }
         if self.nats.is_some() {
@@ -476,10 +470,9 @@ impl SuiteReport {
     }
 }
 
+/// A report is never half-written ([`bossnas_runfs::write_atomic`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    bossnas_runfs::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use bossnas_blocks::device::DeviceSpec;
+use bossnas_kernels::device::DeviceSpec;
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use ensemble_bootstrap::checkpoint::{METRICS, RunDir};
 use ensemble_bootstrap::config::{DatasetKind, RunConfig};

@@ -2,8 +2,7 @@
 //! and their retraining versions ([`crate::retrain`]): activation choice, conv + BN (+ act)
 //! units, the timm-style squeeze-excitation gate and stochastic depth.
 
-use crate::fused_act::silu;
-use crate::fused_norm::{batch_norm, batch_norm_relu};
+use bossnas_kernels::{batch_norm, batch_norm_relu, conv2d_module, silu};
 use burn::config::Config;
 use burn::module::{Flag, Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -139,7 +138,7 @@ impl ConvBnActConfig {
 impl ConvBnAct {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = crate::fast_conv::forward(&self.conv, x);
+        let y = conv2d_module(&self.conv, x);
         match self.act {
             Some(a) => a.after_norm(&self.bn, y),
             None => batch_norm(&self.bn, y),
@@ -202,7 +201,7 @@ impl AvgDown {
             Some(p) => p.forward(x),
             None => x,
         };
-        batch_norm(&self.bn, crate::fast_conv::forward(&self.conv, x))
+        batch_norm(&self.bn, conv2d_module(&self.conv, x))
     }
 }
 

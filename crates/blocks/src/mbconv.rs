@@ -5,8 +5,7 @@
 //! Semantics follow BossNAS `operations/mbconv_ops.py` (timm 0.3 `InvertedResidual` with a
 //! `downsample` residual) and `operation_dict.py` (SiLU everywhere, PyTorch-default BN).
 
-use crate::fused_act::silu;
-use crate::fused_norm::batch_norm;
+use bossnas_kernels::{batch_norm, conv2d_module, silu};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -78,9 +77,9 @@ impl SqueezeExciteSilu {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let s = x.clone().mean_dim(3).mean_dim(2);
-        let gate = sigmoid(crate::fast_conv::forward(
+        let gate = sigmoid(conv2d_module(
             &self.expand,
-            silu(crate::fast_conv::forward(&self.reduce, s)),
+            silu(conv2d_module(&self.reduce, s)),
         ));
         x * gate
     }
@@ -171,19 +170,13 @@ pub struct InvertedResidual {
 impl InvertedResidual {
     /// The branch output (no residual). See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = silu(batch_norm(
-            &self.bn1,
-            crate::fast_conv::forward(&self.expand, x),
-        ));
-        let x = silu(batch_norm(
-            &self.bn2,
-            crate::fast_conv::forward(&self.depthwise, x),
-        ));
+        let x = silu(batch_norm(&self.bn1, conv2d_module(&self.expand, x)));
+        let x = silu(batch_norm(&self.bn2, conv2d_module(&self.depthwise, x)));
         let x = match &self.se {
             Some(se) => se.forward(x),
             None => x,
         };
-        batch_norm(&self.bn3, crate::fast_conv::forward(&self.project, x))
+        batch_norm(&self.bn3, conv2d_module(&self.project, x))
     }
 }
 
@@ -253,7 +246,7 @@ impl MbconvShortcut {
             x
         };
         match (&self.conv, &self.bn) {
-            (Some(c), Some(bn)) => batch_norm(bn, crate::fast_conv::forward(c, x)),
+            (Some(c), Some(bn)) => batch_norm(bn, conv2d_module(c, x)),
             _ => x,
         }
     }
@@ -380,19 +373,16 @@ pub struct MbconvStem {
 impl MbconvStem {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<4> {
-        let inp = silu(batch_norm(
-            &self.bn,
-            crate::fast_conv::forward(&self.conv, images),
-        ));
+        let inp = silu(batch_norm(&self.bn, conv2d_module(&self.conv, images)));
         let x = silu(batch_norm(
             &self.dw_bn,
-            crate::fast_conv::forward(&self.dw, inp.clone()),
+            conv2d_module(&self.dw, inp.clone()),
         ));
         let x = match &self.se {
             Some(se) => se.forward(x),
             None => x,
         };
-        let y = batch_norm(&self.pw_bn, crate::fast_conv::forward(&self.pw, x));
+        let y = batch_norm(&self.pw_bn, conv2d_module(&self.pw, x));
         let [_, c_in, _, _] = inp.dims();
         let [_, c_out, _, _] = y.dims();
         // timm adds the block input back when the widths agree (stride is 1).

@@ -27,7 +27,7 @@
 //! it defaults to `false` (xautodl) for fixed-width networks and to `true` (BossNAS) for the
 //! slimmable supernet cells.
 
-use crate::fused_norm::{batch_norm, batch_norm_relu};
+use bossnas_kernels::{batch_norm, batch_norm_relu, conv2d_module};
 use burn::config::Config;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -135,7 +135,7 @@ pub struct ReluConvBn {
 impl ReluConvBn {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        batch_norm(&self.bn, crate::fast_conv::forward(&self.conv, relu(x)))
+        batch_norm(&self.bn, conv2d_module(&self.conv, relu(x)))
     }
 }
 
@@ -168,7 +168,7 @@ impl FactorizedReduce {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = if self.leading_relu { relu(x) } else { x };
-        batch_norm(&self.bn, crate::fast_conv::forward(&self.conv, x))
+        batch_norm(&self.bn, conv2d_module(&self.conv, x))
     }
 }
 
@@ -268,7 +268,7 @@ impl NatsResBlock {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let branch = self.conv_b.forward(self.conv_a.forward(x.clone()));
-        crate::fast_conv::forward(&self.down, avg_pool_2x2(x)) + branch
+        conv2d_module(&self.down, avg_pool_2x2(x)) + branch
     }
 }
 
@@ -345,10 +345,7 @@ pub struct NatsNet {
 impl NatsNet {
     /// Stem and the five layers (no head).
     pub fn features(&self, images: Tensor<4>) -> Tensor<4> {
-        let x = batch_norm(
-            &self.stem_bn,
-            crate::fast_conv::forward(&self.stem_conv, images),
-        );
+        let x = batch_norm(&self.stem_bn, conv2d_module(&self.stem_conv, images));
         let x = self.cell0.forward(x);
         let x = self.res1.forward(x);
         let x = self.cell2.forward(x);

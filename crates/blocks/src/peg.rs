@@ -1,5 +1,6 @@
 //! PEG: the implicit positional encoding of BossNAS (spec §2.1), a depthwise 3×3 conv with bias.
 
+use bossnas_kernels::conv2d_module;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::Initializer;
@@ -50,7 +51,7 @@ impl PegConfig {
 impl Peg {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        crate::fast_conv::forward(&self.conv, x)
+        conv2d_module(&self.conv, x)
     }
 
     /// The stride this PEG was built with.

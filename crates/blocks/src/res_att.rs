@@ -2,8 +2,7 @@
 //! multi-head self-attention, with separate stride-1/stride-2 entries sharing the attention
 //! `net`.
 
-use crate::fused_norm::{batch_norm, batch_norm_relu};
-use crate::fused_residual::add_relu;
+use bossnas_kernels::{add_relu, batch_norm, batch_norm_relu, conv2d_module};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -95,7 +94,7 @@ impl ResAtt {
     pub fn forward(&self, x: Tensor<4>, stride: usize) -> Tensor<4> {
         let (h, residual) = self.entry_for(stride).forward(x);
         let h = batch_norm_relu(&self.bn_att, self.mhsa.forward(h));
-        let h = batch_norm(&self.bn_out, crate::fast_conv::forward(&self.conv_out, h));
+        let h = batch_norm(&self.bn_out, conv2d_module(&self.conv_out, h));
         add_relu(h, residual)
     }
 

@@ -1,8 +1,7 @@
 //! Search-time ResConv (spec §2.2): a ResNet bottleneck whose first 1×1 conv is followed by a
 //! PEG, with separate stride-1 and stride-2 entries sharing the rest of the block.
 
-use crate::fused_norm::{batch_norm, batch_norm_relu};
-use crate::fused_residual::add_relu;
+use bossnas_kernels::{add_relu, batch_norm, batch_norm_relu, conv2d_module};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -82,8 +81,8 @@ impl ResConv {
     /// If `stride == 2` and the op has no stride-2 entry, or `stride ∉ {1, 2}`.
     pub fn forward(&self, x: Tensor<4>, stride: usize) -> Tensor<4> {
         let (h, residual) = self.entry_for(stride).forward(x);
-        let h = batch_norm_relu(&self.bn2, crate::fast_conv::forward(&self.conv2, h));
-        let h = batch_norm(&self.bn3, crate::fast_conv::forward(&self.conv3, h));
+        let h = batch_norm_relu(&self.bn2, conv2d_module(&self.conv2, h));
+        let h = batch_norm(&self.bn3, conv2d_module(&self.conv3, h));
         add_relu(h, residual)
     }
 

@@ -4,7 +4,7 @@
 //! stride 2: `conv1/peg/bn1/downsample` resp. `conv1_d/peg_d/bn1_d/downsample_d` of the
 //! official ResConv, `proj/shortcut` resp. `proj_d/shortcut_d` of the official ResAtt).
 
-use crate::fused_norm::batch_norm_relu;
+use bossnas_kernels::{batch_norm_relu, conv2d_module};
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
@@ -63,10 +63,7 @@ impl SearchEntry {
             Some(s) => s.forward(x.clone()),
             None => x.clone(),
         };
-        let h = batch_norm_relu(
-            &self.bn,
-            self.peg.forward(crate::fast_conv::forward(&self.conv, x)),
-        );
+        let h = batch_norm_relu(&self.bn, self.peg.forward(conv2d_module(&self.conv, x)));
         (h, residual)
     }
 }

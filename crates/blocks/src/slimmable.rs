@@ -7,7 +7,7 @@
 //! ones. Batch-norm statistics differ too much between widths to be shared, so every width
 //! gets its own [`BatchNorm`] ("switchable BN").
 
-use crate::fused_norm::batch_norm;
+use bossnas_kernels::batch_norm;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2dConfig;
@@ -95,7 +95,7 @@ impl SlimConv2d {
         let w = self.weight.val().slice([0..c_out, 0..c_in, 0..k, 0..k]);
         let b = self.bias.as_ref().map(|b| b.val().narrow(0, 0, c_out));
         let opts = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1);
-        crate::fast_conv::conv2d(x, w, b, opts)
+        bossnas_kernels::conv2d(x, w, b, opts)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The ResNet stem and the HyTra stem adapters (spec §1.4).
 
-use crate::fused_norm::batch_norm;
+use bossnas_kernels::{batch_norm, conv2d_module};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -73,7 +73,7 @@ impl StemConfig {
 impl Stem {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = crate::fast_conv::forward(&self.conv, x);
+        let x = conv2d_module(&self.conv, x);
         let x = self.act.after_norm(&self.bn, x);
         self.pool.forward(x)
     }
@@ -125,7 +125,7 @@ impl StemAdapter {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         batch_norm(
             &self.bn,
-            crate::fast_conv::forward(&self.pw, crate::fast_conv::forward(&self.dw, x)),
+            conv2d_module(&self.pw, conv2d_module(&self.dw, x)),
         )
     }
 }

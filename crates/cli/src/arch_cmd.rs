@@ -7,7 +7,8 @@ use hytra_space::hytra::{self, HytraNet, NetOptions, RetrainEncoding, SearchPath
 use hytra_space::nats::NatsArch;
 use serde_json::json;
 
-use crate::space_cmd::{SpaceName, parse_mbconv};
+use crate::space_cmd::parse_mbconv;
+use hytra_space::SpaceKind;
 
 /// How to read a HyTra architecture given as a list of lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -26,7 +27,7 @@ pub enum ArchCommand {
     Cost {
         /// Search space of the architecture.
         #[arg(long)]
-        space: SpaceName,
+        space: SpaceKind,
         /// A name (bossnet-t0, r50-t, …), a NATS string (64:40:48:64:56), an MBConv code
         /// (00-1111-2222-3333-0123) or JSON of either HyTra encoding / a HyTra network.
         #[arg(long)]
@@ -53,7 +54,7 @@ pub enum ArchCommand {
     Draw {
         /// Search space of the architecture (hytra or nats).
         #[arg(long)]
-        space: SpaceName,
+        space: SpaceKind,
         /// As for `arch cost`: a name (bossnet-t0, …), a search path, a NATS string, JSON.
         #[arg(long)]
         arch: String,
@@ -102,23 +103,23 @@ pub fn run(cmd: ArchCommand) -> Result<()> {
 }
 
 fn draw(
-    space: SpaceName,
+    space: SpaceKind,
     arch: &str,
     out: &std::path::Path,
     encoding: HytraEncoding,
 ) -> Result<()> {
     let written = match space {
-        SpaceName::Nats => {
+        SpaceKind::Nats => {
             let a: NatsArch = arch.trim().trim_matches('"').parse()?;
             bench_nats::figures::save(out, &bossnas_search::figures::arch_strip(&a))
         }
-        SpaceName::Hytra => {
+        SpaceKind::Hytra => {
             let parsed = parse_hytra(arch, encoding)?;
             let ops = parsed.net.encoding.ops();
             let fig = bossnas_search::figures::fabric(format!("HyTra {}", parsed.label), &ops);
             bench_nats::figures::save(out, &fig)
         }
-        SpaceName::Mbconv => bail!("arch draw supports --space hytra and --space nats"),
+        SpaceKind::Mbconv => bail!("arch draw supports --space hytra and --space nats"),
     };
     let text = written.with_context(|| format!("--out {}", out.display()))?;
     if !text {
@@ -130,7 +131,7 @@ fn draw(
 
 #[allow(clippy::too_many_arguments)]
 fn cost(
-    space: SpaceName,
+    space: SpaceKind,
     arch: String,
     input: Option<usize>,
     classes: Option<usize>,
@@ -139,14 +140,14 @@ fn cost(
     json: bool,
 ) -> Result<()> {
     let arch = arch_text(arch)?;
-    let default_input = if space == SpaceName::Nats { 32 } else { 224 };
+    let default_input = if space == SpaceKind::Nats { 32 } else { 224 };
     let input = input.unwrap_or(default_input);
-    let classes = classes.unwrap_or(if space == SpaceName::Nats { 10 } else { 1000 });
-    if in_supernet && space != SpaceName::Hytra {
+    let classes = classes.unwrap_or(if space == SpaceKind::Nats { 10 } else { 1000 });
+    if in_supernet && space != SpaceKind::Hytra {
         bail!("--in-supernet is only available for the HyTra space");
     }
     let (canonical, cost, extra) = match space {
-        SpaceName::Nats => {
+        SpaceKind::Nats => {
             let a: NatsArch = arch.trim().trim_matches('"').parse()?;
             (
                 a.to_string(),
@@ -154,11 +155,11 @@ fn cost(
                 json!({"index": a.index()}),
             )
         }
-        SpaceName::Mbconv => {
+        SpaceKind::Mbconv => {
             let a = parse_mbconv(&arch)?;
             (a.to_string(), a.cost(input, classes), json!({}))
         }
-        SpaceName::Hytra => {
+        SpaceKind::Hytra => {
             let parsed = parse_hytra(&arch, encoding)?;
             let cost = if in_supernet {
                 let path = parsed.search_path.as_ref().ok_or_else(|| {
@@ -183,7 +184,7 @@ fn cost(
 }
 
 fn print_cost(
-    space: SpaceName,
+    space: SpaceKind,
     arch: &str,
     input: usize,
     classes: usize,

@@ -72,7 +72,7 @@ fn with_presets(cmd: clap::Command) -> clap::Command {
 
 fn main() -> ExitCode {
     // Reuse freed tensor buffers instead of re-faulting them (docs/performance.md).
-    bossnas_blocks::cpu_alloc::keep_freed_memory();
+    bossnas_kernels::cpu_alloc::keep_freed_memory();
     restore_sigpipe();
     let cli = Cli::from_arg_matches(&with_presets(Cli::command()).get_matches())
         .unwrap_or_else(|e| e.exit());

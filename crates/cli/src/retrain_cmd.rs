@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use bossnas_blocks::device::DeviceSpec;
+use bossnas_kernels::device::DeviceSpec;
 use bossnas_retrain::Device;
 use bossnas_retrain::arch::ArchSpec;
 use bossnas_retrain::data::open_sources;
@@ -295,11 +295,11 @@ pub fn sanity(args: SanityArgs) -> Result<()> {
     )?;
     let md = report.to_markdown();
     if let Some(p) = &args.report {
-        ensemble_bootstrap::checkpoint::atomic_write(p, md.as_bytes())
+        bossnas_runfs::write_atomic(p, md.as_bytes())
             .with_context(|| format!("--report {}", p.display()))?;
     }
     let json_path = args.out.join("sanity.json");
-    ensemble_bootstrap::checkpoint::atomic_write(
+    bossnas_runfs::write_atomic(
         &json_path,
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )

@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use bossnas_blocks::device::DeviceSpec;
+use bossnas_kernels::device::DeviceSpec;
 use bossnas_search::rating::CentreMode;
 use bossnas_search::run::{SearchRequest, load_run_config, rate_run, search_run};
 use bossnas_search::search::{Budget, EvolutionConfig, ScoreWeights, SearchMethod};
 use bossnas_search::select::RateOptions;
-use bossnas_search::space::CostModel;
 use clap::{Args, ValueEnum};
+use hytra_space::arch::CostModel;
 
 /// Population centre averaging (spec §9 D3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -130,7 +130,7 @@ pub fn rate(args: RateArgs) -> Result<()> {
         "block {}: {} candidates rated, best {}",
         r.block,
         r.candidates,
-        ensemble_bootstrap::progress::path_label(cfg_kind(&args.run)?, &r.best)
+        cfg_kind(&args.run)?.path_label(&r.best)
     );
     for f in &r.files {
         println!("wrote {}", f.display());
@@ -191,7 +191,7 @@ pub fn search(args: SearchArgs) -> Result<()> {
     Ok(())
 }
 
-fn cfg_kind(run: &std::path::Path) -> Result<ensemble_bootstrap::config::SpaceKind> {
+fn cfg_kind(run: &std::path::Path) -> Result<hytra_space::SpaceKind> {
     Ok(load_run_config(run)?.space.kind)
 }
 
@@ -216,7 +216,7 @@ fn finished_rankings(
         lines.push(format!(
             "block {k}: {} candidates rated, best {} (score {:.6}) — {}",
             ranking.entries.len(),
-            ensemble_bootstrap::progress::path_label(cfg.space.kind, &best.path),
+            cfg.space.kind.path_label(&best.path),
             best.score,
             file.display()
         ));

@@ -4,21 +4,11 @@ use std::io::{BufWriter, Write};
 
 use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
+use hytra_space::SpaceKind;
 use hytra_space::hytra::{self, HytraNet, NetOptions, Scale, SpaceVariant};
 use hytra_space::mbconv::{self, MBCONV_BLOCKS, MbconvArch};
 use hytra_space::nats::{self, NatsArch, NatsSplit};
 use serde_json::json;
-
-/// The three search spaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SpaceName {
-    /// HyTra CNN-transformer fabric (ImageNet).
-    Hytra,
-    /// MBConv (DNA/EfficientNet) space (ImageNet).
-    Mbconv,
-    /// NATS-Bench size search space (CIFAR).
-    Nats,
-}
 
 /// Which HyTra space to enumerate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,14 +35,14 @@ impl From<HytraVariant> for SpaceVariant {
 pub enum SpaceCommand {
     /// Total size and per-block populations of a space.
     Info {
-        space: SpaceName,
+        space: SpaceKind,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Print the architectures of a space (or of one block), one per line.
     Enumerate {
-        space: SpaceName,
+        space: SpaceKind,
         /// Only the population of this block (block paths instead of whole architectures).
         #[arg(long)]
         block: Option<usize>,
@@ -102,9 +92,9 @@ pub fn run(cmd: SpaceCommand) -> Result<()> {
                 input,
             };
             let result = match space {
-                SpaceName::Hytra => enumerate_hytra(&opts, &mut out),
-                SpaceName::Mbconv => enumerate_mbconv(&opts, &mut out),
-                SpaceName::Nats => enumerate_nats(&opts, &mut out),
+                SpaceKind::Hytra => enumerate_hytra(&opts, &mut out),
+                SpaceKind::Mbconv => enumerate_mbconv(&opts, &mut out),
+                SpaceKind::Nats => enumerate_nats(&opts, &mut out),
             };
             match result.and_then(|()| out.flush().map_err(Into::into)) {
                 // A closed pipe (`| head`) is not an error.
@@ -120,9 +110,9 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-fn info(space: SpaceName, as_json: bool) -> Result<()> {
+fn info(space: SpaceKind, as_json: bool) -> Result<()> {
     let value = match space {
-        SpaceName::Hytra => {
+        SpaceKind::Hytra => {
             let by_scale: Vec<_> = Scale::ALL
                 .iter()
                 .map(|&s| json!({"input_scale": s.to_string(), "population": hytra::restricted_population(s).len()}))
@@ -152,7 +142,7 @@ fn info(space: SpaceName, as_json: bool) -> Result<()> {
                 "executable_blocks": executable,
             })
         }
-        SpaceName::Mbconv => json!({
+        SpaceKind::Mbconv => json!({
             "space": "mbconv",
             "layers": mbconv::MBCONV_LAYERS,
             "ops": mbconv::MbOp::ALL.iter().map(|op| op.name()).collect::<Vec<_>>(),
@@ -160,7 +150,7 @@ fn info(space: SpaceName, as_json: bool) -> Result<()> {
             "blocks": (0..MBCONV_BLOCKS).map(|b| mbconv::block_population_size(b).expect("block in range")).collect::<Vec<_>>(),
             "layers_per_block": mbconv::MBCONV_BLOCK_LAYERS,
         }),
-        SpaceName::Nats => json!({
+        SpaceKind::Nats => json!({
             "space": "nats",
             "widths": nats::NATS_WIDTHS,
             "total": nats::NATS_SIZE,
@@ -173,7 +163,7 @@ fn info(space: SpaceName, as_json: bool) -> Result<()> {
         return Ok(());
     }
     match space {
-        SpaceName::Hytra => {
+        SpaceKind::Hytra => {
             println!("HyTra: 16 layers in 4 blocks of 4; ops (index: kind@scale):");
             for op in hytra::Op::ALL {
                 println!("  {}: {}@{}", op.index(), op.kind(), op.scale());
@@ -195,7 +185,7 @@ fn info(space: SpaceName, as_json: bool) -> Result<()> {
                 println!("  input {s}: {}", hytra::restricted_population(s).len());
             }
         }
-        SpaceName::Mbconv => {
+        SpaceKind::Mbconv => {
             println!(
                 "MBConv: {} searched layers in 5 blocks {:?}, 4 ops: {}",
                 mbconv::MBCONV_LAYERS,
@@ -205,7 +195,7 @@ fn info(space: SpaceName, as_json: bool) -> Result<()> {
             println!("total: {} (4^18)", mbconv::MBCONV_SPACE_SIZE);
             println!("per-block populations: {}", value["blocks"]);
         }
-        SpaceName::Nats => {
+        SpaceKind::Nats => {
             println!("NATS-SSS: 5 widths from {:?}", nats::NATS_WIDTHS);
             println!("total: {}", nats::NATS_SIZE);
             for s in NatsSplit::ALL {

@@ -1,15 +1,14 @@
 //! `bossnas train`: block-wise Siamese supernet training (ensemble bootstrapping).
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
-use bossnas_blocks::device::DeviceSpec;
+use bossnas_kernels::device::DeviceSpec;
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use clap::Args;
 use ensemble_bootstrap::checkpoint::RunDir;
 use ensemble_bootstrap::config::{PRESETS, RunConfig};
-use ensemble_bootstrap::progress::{ProgressFormat, path_label};
+use ensemble_bootstrap::progress::ProgressFormat;
 use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 
 /// Options of `bossnas train`.
@@ -98,19 +97,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let spec: DeviceSpec = cfg.device.parse()?;
     let device = spec.device()?;
     // Everything is checked; only now is a directory created (or an existing one locked).
-    let run = if resume {
-        RunDir::open_locked(&run_dir)?
-    } else {
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let stem = format!(
-            "{}-{stamp}",
-            cfg.preset.clone().unwrap_or_else(|| "run".into())
-        );
-        RunDir::create_unique(&run_dir, &stem)?
-    };
+    let prefix = cfg.preset.clone().unwrap_or_else(|| "run".into());
+    let run = RunDir::open_or_create(&run_dir, resume, &prefix)?;
     if resume && (args.data.is_some() || args.device.is_some()) {
         // Keep the run's record of where it continued.
         cfg.save_resolved(run.root())?;
@@ -147,11 +135,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let _ = std::fs::remove_dir_all(run.root());
     }
     let out = result?;
-    let paths: Vec<String> = out
-        .best_paths
-        .iter()
-        .map(|p| path_label(space, p))
-        .collect();
+    let paths: Vec<String> = out.best_paths.iter().map(|p| space.path_label(p)).collect();
     let last_loss = out.last_loss.map_or("-".into(), |l| format!("{l:.4}"));
     if out.finished {
         println!(

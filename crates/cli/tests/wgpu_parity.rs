@@ -6,8 +6,8 @@
 //! GPU. Tolerances from docs/burn-0.22-notes §5: wgpu and flex differ by ~1e-6 relative.
 #![cfg(feature = "wgpu")]
 
-use bossnas_blocks::device::DeviceSpec;
 use bossnas_blocks::nats::SlimWidthsConfig;
+use bossnas_kernels::device::DeviceSpec;
 use bossnas_supernet::Supernet;
 use bossnas_supernet::nats::{NatsSupernet, NatsSupernetConfig};
 use burn::module::Module;

@@ -486,19 +486,9 @@ fn scores_csv(truth: &Truth, stages: &[HashMap<String, f64>]) -> String {
     s
 }
 
-/// Writes `bytes` to `path` through `<path>.part` and a rename, creating the parent folder.
+/// [`bossnas_runfs::write_atomic`] with this crate's error type.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-    }
-    let mut part = path.as_os_str().to_os_string();
-    part.push(".part");
-    let part = PathBuf::from(part);
-    let written = std::fs::write(&part, bytes).and_then(|()| std::fs::rename(&part, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&part);
-    }
-    written.map_err(io_err(path))
+    bossnas_runfs::write_atomic(path, bytes).map_err(io_err(path))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //! `spatial = false`). A count equal to `N` passes through unchanged (MBConv, or HyTra paths
 //! ending at 1/32).
 
-use bossnas_blocks::fused_norm::batch_norm;
+use bossnas_kernels::batch_norm;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
@@ -61,15 +61,12 @@ impl ChannelAdapter {
 
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        // Through `fast_conv` (the CPU kernels on burn-flex, Burn's ops elsewhere).
+        // Through `bossnas_kernels::conv2d_module` (the CPU kernels on burn-flex, Burn's ops elsewhere).
         let x = match &self.depthwise {
-            Some(dw) => bossnas_blocks::fast_conv::forward(dw, x),
+            Some(dw) => bossnas_kernels::conv2d_module(dw, x),
             None => x,
         };
-        batch_norm(
-            &self.bn,
-            bossnas_blocks::fast_conv::forward(&self.pointwise, x),
-        )
+        batch_norm(&self.bn, bossnas_kernels::conv2d_module(&self.pointwise, x))
     }
 }
 

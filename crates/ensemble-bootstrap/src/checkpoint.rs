@@ -18,7 +18,7 @@
 //! (`checkpoint/.staging-<tag>-<pid>/`, every file fsynced), which is renamed to `<tag>` only
 //! when complete; a write that fails (disk full) removes the staging directory, and staging
 //! directories left by a killed process are removed when the run is next opened. The
-//! checkpoint becomes current only when `LATEST` is atomically replaced ([`atomic_write`]:
+//! checkpoint becomes current only when `LATEST` is atomically replaced ([`write_atomic`]:
 //! temporary file, fsync, rename, fsync of the directory), so a crash at any point leaves the
 //! previous checkpoint loadable. Loading checks every file named in the manifest (presence,
 //! size, hash) **before** parsing, and reports a corrupt or partial checkpoint as a
@@ -26,14 +26,14 @@
 //! falls back to the newest intact checkpoint and says so.
 //!
 //! `state.json` also records the length of `metrics.jsonl` at the checkpoint, and resuming
-//! cuts the file back to it (see [`crate::run_dir::rewind_metrics`]), so the metrics of a
+//! cuts the file back to it (see [`bossnas_runfs::rewind_metrics`]), so the metrics of a
 //! resumed run equal those of an uninterrupted one.
 //!
 //! Take module records with [`record_of`], which calls `valid()` first so BatchNorm running
 //! statistics are synchronised (`RunningState::value()` can lag one update behind).
 
 use crate::data::DataPosition;
-use crate::run_dir::{LockError, RunLock};
+use bossnas_runfs::{LockError, RunLock, write_atomic};
 use burn::module::Module;
 use burn::optim::{ModuleOptimizer, OptimizerRecord};
 use burn::store::ModuleRecord;
@@ -94,7 +94,7 @@ pub enum CheckpointError {
     #[error(
         "{} is in use by another process (it holds {}); wait for that run to end",
         path.display(),
-        path.join(crate::run_dir::LOCK_FILE).display()
+        path.join(bossnas_runfs::LOCK_FILE).display()
     )]
     InUse {
         /// The run directory.
@@ -115,37 +115,6 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CheckpointError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory is written,
-/// fsynced and renamed over `path`; then the directory is fsynced (best effort on platforms
-/// where directories cannot be opened).
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 fn sync_dir(dir: &Path) {
@@ -351,7 +320,7 @@ impl RunDir {
     /// lock.
     pub fn create_unique(parent: &Path, stem: &str) -> Result<Self, CheckpointError> {
         let root =
-            crate::run_dir::create_unique_dir(parent, stem).map_err(io_err(&parent.join(stem)))?;
+            bossnas_runfs::create_unique_dir(parent, stem).map_err(io_err(&parent.join(stem)))?;
         let run = Self::open_locked(root.clone());
         if run.is_err() {
             let _ = fs::remove_dir_all(&root);
@@ -374,7 +343,7 @@ impl RunDir {
             Ok(l) => l,
             Err(LockError::InUse) => return Err(CheckpointError::InUse { path: root }),
             Err(LockError::Io(e)) => {
-                return Err(io_err(&root.join(crate::run_dir::LOCK_FILE))(e));
+                return Err(io_err(&root.join(bossnas_runfs::LOCK_FILE))(e));
             }
         };
         let ck = root.join(CHECKPOINT_DIR);
@@ -393,6 +362,17 @@ impl RunDir {
             root,
             lock: Some(lock),
         })
+    }
+
+    /// The run directory of a command: the existing `dir`, locked, when `resume`; else a new
+    /// `<dir>/<prefix>-<unix seconds>` ([`RunDir::create_unique`]). `bossnas train` and
+    /// `cargo xtask reproduce` open their runs through it.
+    pub fn open_or_create(dir: &Path, resume: bool, prefix: &str) -> Result<Self, CheckpointError> {
+        if resume {
+            Self::open_locked(dir)
+        } else {
+            Self::create_unique(dir, &bossnas_runfs::timestamped_stem(prefix))
+        }
     }
 
     /// Whether this handle holds the run's lock.
@@ -482,7 +462,7 @@ impl RunDir {
             return Err(e);
         }
         let latest = ck.join(LATEST);
-        atomic_write(&latest, tag.as_bytes()).map_err(io_err(&latest))?;
+        write_atomic(&latest, tag.as_bytes()).map_err(io_err(&latest))?;
 
         self.prune(tag, keep.max(1))?;
         Ok(dir)
@@ -598,7 +578,7 @@ impl RunDir {
                 }
                 let latest = self.checkpoint_dir().join(LATEST);
                 let tag = ck.dir.file_name().unwrap_or_default().to_string_lossy();
-                atomic_write(&latest, tag.as_bytes()).map_err(io_err(&latest))?;
+                write_atomic(&latest, tag.as_bytes()).map_err(io_err(&latest))?;
                 eprintln!(
                     "warning: the newest checkpoint is unusable ({why}); resuming from {} \
                      (step {}), the newest intact checkpoint{}",
@@ -613,7 +593,7 @@ impl RunDir {
             }
         };
         let metrics = self.metrics_path();
-        crate::run_dir::rewind_metrics(&metrics, ck.metrics_bytes).map_err(io_err(&metrics))?;
+        bossnas_runfs::rewind_metrics(&metrics, ck.metrics_bytes).map_err(io_err(&metrics))?;
         Ok(Some(ck))
     }
 
@@ -1117,17 +1097,5 @@ mod tests {
         assert!(e.to_string().contains("in use"), "{e}");
         drop(a);
         RunDir::open_locked(tmp.path().join("run")).unwrap();
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = tmp.path().join("x.txt");
-        atomic_write(&p, b"one").unwrap();
-        atomic_write(&p, b"two").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
-        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
     }
 }

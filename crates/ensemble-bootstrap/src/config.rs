@@ -22,6 +22,9 @@
 use crate::heads::{PredictorConfig, ProjectorConfig};
 use crate::lars::LarsConfig;
 use crate::schedule::{LrSchedule, LrStepping, MomentumSchedule};
+use bossnas_kernels::AttentionOrientation;
+use hytra_space::SpaceKind;
+use hytra_space::nats::NatsSplit;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -72,38 +75,6 @@ pub enum ConfigError {
     },
 }
 
-/// Which search space to train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SpaceKind {
-    /// HyTra (ResConv/ResAtt, 4 blocks).
-    Hytra,
-    /// MBConv (5 blocks).
-    Mbconv,
-    /// NATS-Bench size search space (slimmable widths, 3 blocks).
-    Nats,
-}
-
-/// NATS block split (spec §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NatsSplit {
-    /// CIFAR-10: layers per block [2, 2, 1].
-    C10,
-    /// CIFAR-100: layers per block [2, 1, 2].
-    C100,
-}
-
-/// Attention orientation in ResAtt (spec §9 B4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttentionOrientation {
-    /// `v @ softmax(qᵀk)` as in the official search code.
-    Search,
-    /// Standard MHSA `v @ softmax(qᵀk)ᵀ` (paper / retraining code).
-    Paper,
-}
-
 /// `[space]`: the search space.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,21 +82,74 @@ pub struct SpaceConfig {
     /// `hytra` | `mbconv` | `nats`.
     pub kind: SpaceKind,
     /// NATS block split `c10` | `c100`; required for `nats`, ignored otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "split_code")]
     pub nats_split: Option<NatsSplit>,
     /// Channel widths of the supernet. NATS: the 8 candidate widths (official 8..64 step 8).
     /// HyTra/MBConv: per-scale base widths; empty = the space's official widths.
     #[serde(default)]
     pub widths: Vec<usize>,
     /// ResAtt attention orientation (HyTra only): `search` | `paper`.
-    #[serde(default = "default_attention")]
+    #[serde(default = "default_attention", with = "attention_code")]
     pub attention: AttentionOrientation,
+}
+
+/// `space.nats_split` keeps its config spelling `c10` | `c100` for hytra-space's [`NatsSplit`]
+/// (the one split type; configs written before issue 17 read unchanged).
+mod split_code {
+    use hytra_space::nats::NatsSplit;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const NAMES: &[&str] = &["c10", "c100"];
+
+    pub fn serialize<S: Serializer>(v: &Option<NatsSplit>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(NatsSplit::Cifar10) => s.serialize_some(NAMES[0]),
+            Some(NatsSplit::Cifar100) => s.serialize_some(NAMES[1]),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NatsSplit>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| match t.as_str() {
+                "c10" => Ok(NatsSplit::Cifar10),
+                "c100" => Ok(NatsSplit::Cifar100),
+                other => Err(D::Error::unknown_variant(other, NAMES)),
+            })
+            .transpose()
+    }
+}
+
+/// `space.attention` keeps its config spelling `search` | `paper` for the kernels'
+/// [`AttentionOrientation`] (`SearchCode` | `Standard`), the one orientation type.
+mod attention_code {
+    use bossnas_kernels::AttentionOrientation;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const NAMES: &[&str] = &["search", "paper"];
+
+    pub fn serialize<S: Serializer>(v: &AttentionOrientation, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match v {
+            AttentionOrientation::SearchCode => NAMES[0],
+            AttentionOrientation::Standard => NAMES[1],
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AttentionOrientation, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "search" => Ok(AttentionOrientation::SearchCode),
+            "paper" => Ok(AttentionOrientation::Standard),
+            other => Err(D::Error::unknown_variant(other, NAMES)),
+        }
+    }
 }
 
 /// Standard attention unless a config asks otherwise (the library default, spec §9 B4); the
 /// `*-paper` presets set `search` to reproduce the official search code.
 fn default_attention() -> AttentionOrientation {
-    AttentionOrientation::Paper
+    AttentionOrientation::Standard
 }
 
 /// Dataset kinds.
@@ -391,7 +415,7 @@ impl RunConfig {
                 kind: SpaceKind::Nats,
                 nats_split: Some(split),
                 widths: nats_widths(),
-                attention: AttentionOrientation::Search,
+                attention: AttentionOrientation::SearchCode,
             },
             data: DataConfig {
                 dataset,
@@ -441,12 +465,12 @@ impl RunConfig {
             checkpoint: CheckpointConfig { interval_epochs: 1 },
         };
         let imagenet = |kind: SpaceKind| {
-            let mut c = nats(NatsSplit::C10, DatasetKind::ImageFolder);
+            let mut c = nats(NatsSplit::Cifar10, DatasetKind::ImageFolder);
             c.space = SpaceConfig {
                 kind,
                 nats_split: None,
                 widths: Vec::new(),
-                attention: AttentionOrientation::Search,
+                attention: AttentionOrientation::SearchCode,
             };
             c.data.split = DataSplit::Official;
             c.data.image_size = 224;
@@ -462,8 +486,8 @@ impl RunConfig {
             c
         };
         let config = match name {
-            "nats-c10-paper" => nats(NatsSplit::C10, DatasetKind::Cifar10),
-            "nats-c100-paper" => nats(NatsSplit::C100, DatasetKind::Cifar100),
+            "nats-c10-paper" => nats(NatsSplit::Cifar10, DatasetKind::Cifar10),
+            "nats-c100-paper" => nats(NatsSplit::Cifar100, DatasetKind::Cifar100),
             "hytra-imagenet-paper" => {
                 let mut c = imagenet(SpaceKind::Hytra);
                 c.train.sampling = Sampling::Uniform;
@@ -476,7 +500,7 @@ impl RunConfig {
                 c
             }
             "tiny" => {
-                let mut c = nats(NatsSplit::C10, DatasetKind::Synthetic);
+                let mut c = nats(NatsSplit::Cifar10, DatasetKind::Synthetic);
                 c.device = "flex".into();
                 c.space.widths = vec![4, 8];
                 c.data.root = PathBuf::new();
@@ -513,7 +537,7 @@ impl RunConfig {
                 // block on 256 images ≈1 min; 3 blocks × 192 steps took 26 min 17 s in one measured run
                 // (docs/training.md), inside the 60-minute budget with room for a busy machine. Full widths cost ≈43 s per
                 // batch-64 step, which would allow only ~27 steps per block.
-                let mut c = nats(NatsSplit::C10, DatasetKind::Cifar10);
+                let mut c = nats(NatsSplit::Cifar10, DatasetKind::Cifar10);
                 c.device = "flex".into();
                 c.space.widths = (1..=8).map(|i| 2 * i).collect();
                 c.data.train_subset = 1536;
@@ -614,12 +638,12 @@ impl RunConfig {
     /// Writes `config.resolved.toml` into `dir` atomically; returns its path.
     pub fn save_resolved(&self, dir: impl AsRef<Path>) -> Result<PathBuf, ConfigError> {
         let path = dir.as_ref().join(crate::checkpoint::RESOLVED_CONFIG);
-        crate::checkpoint::atomic_write(&path, self.to_toml_string().as_bytes()).map_err(
-            |source| ConfigError::Io {
+        bossnas_runfs::write_atomic(&path, self.to_toml_string().as_bytes()).map_err(|source| {
+            ConfigError::Io {
                 path: path.clone(),
                 source,
-            },
-        )?;
+            }
+        })?;
         Ok(path)
     }
 
@@ -637,7 +661,7 @@ impl RunConfig {
             ));
         }
         // The device parser's own check and wording (one message for a bad device).
-        if let Err(e) = self.device.parse::<bossnas_blocks::device::DeviceSpec>() {
+        if let Err(e) = self.device.parse::<bossnas_kernels::device::DeviceSpec>() {
             return Err(ConfigError::Invalid {
                 field: "device".into(),
                 value: self.device.clone(),
@@ -935,6 +959,32 @@ mod tests {
         }
     }
 
+    /// Issue 17 replaced the config's own split and orientation enums by hytra-space's
+    /// `NatsSplit` and the kernels' `AttentionOrientation`; files keep their spelling.
+    #[test]
+    fn space_section_keeps_its_file_format() {
+        let c = RunConfig::from_toml_str(
+            "preset = \"tiny\"\n[space]\nkind = \"nats\"\nnats_split = \"c100\"\nattention = \"search\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.space.kind, SpaceKind::Nats);
+        assert_eq!(c.space.nats_split, Some(NatsSplit::Cifar100));
+        assert_eq!(c.space.attention, AttentionOrientation::SearchCode);
+        let text = c.to_toml_string();
+        assert!(text.contains("nats_split = \"c100\""), "{text}");
+        assert!(text.contains("attention = \"search\""), "{text}");
+        // The default orientation when a file leaves it out is `paper` (standard attention).
+        let h: SpaceConfig = toml::from_str("kind = \"hytra\"").unwrap();
+        assert_eq!(h.attention, AttentionOrientation::Standard);
+        assert_eq!(h.nats_split, None);
+        let e = RunConfig::from_toml_str(
+            "preset = \"tiny\"\n[space]\nkind = \"nats\"\nnats_split = \"c1000\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("c1000") && e.contains("c100"), "{e}");
+    }
+
     #[test]
     fn official_values() {
         let h = RunConfig::preset("hytra-imagenet-paper").unwrap();
@@ -949,7 +999,7 @@ mod tests {
         assert_eq!(n.total_batch(), 4096);
         assert_eq!(n.effective_lr(), 0.48);
         assert_eq!((n.train.epochs_per_block, n.train.warmup_epochs), (50, 2));
-        assert_eq!(n.space.nats_split, Some(NatsSplit::C100));
+        assert_eq!(n.space.nats_split, Some(NatsSplit::Cifar100));
         assert_eq!(n.space.widths, vec![8, 16, 24, 32, 40, 48, 56, 64]);
         let m = RunConfig::preset("mbconv-imagenet-paper").unwrap();
         assert_eq!(m.heads.projector_in, None);

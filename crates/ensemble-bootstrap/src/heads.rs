@@ -10,7 +10,7 @@
 //! Initialisation: projector linears kaiming-normal (fan_in, ReLU gain √2), predictor linears
 //! N(0, 0.01²); all linear biases 0; BN γ = 1, β = 0.
 
-use bossnas_blocks::fused_norm::batch_norm_relu;
+use bossnas_kernels::batch_norm_relu;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig};

@@ -75,7 +75,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::config::SpaceKind;
+use hytra_space::SpaceKind;
 
 /// How training reports progress (`--quiet`, the default, `--json-progress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,35 +92,6 @@ pub enum ProgressFormat {
 
 /// How often a log (no terminal) gets a step line.
 pub const LOG_EVERY: Duration = Duration::from_secs(30);
-
-/// A block path in its space's own notation: NATS widths (`16:8`, the width each candidate
-/// stands for: candidate `i` is width `8·(i+1)`), HyTra op codes (`C4-A16`: ResConv /
-/// ResAtt at 1/4, 1/16), MBConv digits (`0132`).
-pub fn path_label(space: SpaceKind, path: &[usize]) -> String {
-    match space {
-        SpaceKind::Nats => path
-            .iter()
-            .map(|i| (8 * (i + 1)).to_string())
-            .collect::<Vec<_>>()
-            .join(":"),
-        SpaceKind::Hytra => path
-            .iter()
-            .map(|&i| match hytra_space::hytra::Op::from_index(i) {
-                Ok(op) => format!(
-                    "{}{}",
-                    match op.kind() {
-                        hytra_space::hytra::OpKind::ResAtt => "A",
-                        hytra_space::hytra::OpKind::ResConv => "C",
-                    },
-                    op.scale().reduction()
-                ),
-                Err(_) => format!("?{i}"),
-            })
-            .collect::<Vec<_>>()
-            .join("-"),
-        SpaceKind::Mbconv => path.iter().map(|i| i.to_string()).collect(),
-    }
-}
 
 enum Sink {
     Hidden,
@@ -236,7 +207,7 @@ impl TrainProgress {
 
     /// A block was rated and its best path chosen among `candidates`.
     pub fn block_end(&mut self, block: usize, best: &[usize], candidates: usize) {
-        let label = path_label(self.space, best);
+        let label = self.space.path_label(best);
         let elapsed = self.elapsed();
         match &mut self.sink {
             Sink::Hidden => {}
@@ -282,7 +253,7 @@ impl TrainProgress {
 
     /// The run ended: all blocks done (`finished`) or stopped at `--max-steps`.
     pub fn end(&mut self, finished: bool, global_step: u64, best: &[Vec<usize>]) {
-        let labels: Vec<String> = best.iter().map(|p| path_label(self.space, p)).collect();
+        let labels: Vec<String> = best.iter().map(|p| self.space.path_label(p)).collect();
         let elapsed = self.elapsed();
         match &mut self.sink {
             Sink::Hidden => {}
@@ -343,27 +314,6 @@ fn short(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_read_in_the_space_notation() {
-        assert_eq!(path_label(SpaceKind::Nats, &[1, 0]), "16:8");
-        assert_eq!(path_label(SpaceKind::Nats, &[7]), "64");
-        assert_eq!(path_label(SpaceKind::Mbconv, &[0, 1, 3, 2]), "0132");
-        let ops = hytra_space::hytra::Op::ALL;
-        let conv4 = ops
-            .iter()
-            .position(|o| {
-                o.kind() == hytra_space::hytra::OpKind::ResConv && o.scale().reduction() == 4
-            })
-            .unwrap();
-        let att16 = ops
-            .iter()
-            .position(|o| {
-                o.kind() == hytra_space::hytra::OpKind::ResAtt && o.scale().reduction() == 16
-            })
-            .unwrap();
-        assert_eq!(path_label(SpaceKind::Hytra, &[conv4, att16]), "C4-A16");
-    }
 
     #[test]
     fn durations_are_short() {

@@ -1,25 +1,22 @@
 //! From a [`RunConfig`] to the things a run needs: the supernet of the configured space,
 //! the train/rating data and the view loader.
 //!
-//! The trainer itself is generic over [`Supernet`](bossnas_supernet::Supernet);
-//! [`SpaceKind`] is matched exactly once, in [`crate::trainer::train_space`], to pick the
-//! concrete supernet type.
+//! The trainer and the rater are generic over [`Supernet`]; [`SpaceKind`] is matched exactly
+//! once, in [`with_supernet`], to pick the concrete supernet type.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bossnas_blocks::attention::AttentionOrientation as BlockOrientation;
 use bossnas_blocks::nats::SlimWidthsConfig;
+use bossnas_supernet::Supernet;
 use bossnas_supernet::hytra::{HytraSupernet, HytraSupernetConfig};
 use bossnas_supernet::mbconv::{MbconvBackboneConfig, MbconvSupernet, MbconvSupernetConfig};
 use bossnas_supernet::nats::{NatsSupernet, NatsSupernetConfig};
 use burn::tensor::Device;
-use hytra_space::nats::NatsSplit as SpaceNatsSplit;
+use hytra_space::SpaceKind;
+use hytra_space::nats::NatsSplit;
 
-use crate::config::{
-    AttentionOrientation, AugmentPreset, DataSplit, DatasetKind, NatsSplit, RunConfig, SpaceKind,
-    ViewMode,
-};
+use crate::config::{AugmentPreset, DataSplit, DatasetKind, RunConfig, ViewMode};
 use crate::data::augment::{CropConfig, Normalize};
 use crate::data::split::make_split;
 use crate::data::{
@@ -317,12 +314,41 @@ pub fn spatial_adapters(kind: SpaceKind) -> bool {
     matches!(kind, SpaceKind::Hytra)
 }
 
+/// Work to do with the supernet of a run, whatever its space (training, rating): handed the
+/// configuration and a builder of the configured space's supernet by [`with_supernet`].
+pub trait SupernetTask {
+    /// What the task returns.
+    type Output;
+    /// Runs the task with the supernet `build` makes (on the device the task chooses).
+    fn run<S: Supernet + 'static>(
+        self,
+        cfg: RunConfig,
+        build: impl FnOnce(&Device) -> S,
+    ) -> Self::Output;
+}
+
+/// Runs `task` with the supernet of `cfg`'s space: the one match on [`SpaceKind`] (adding a
+/// space adds an arm here and nowhere else in training or rating).
+pub fn with_supernet<T: SupernetTask>(cfg: RunConfig, task: T) -> Result<T::Output, SetupError> {
+    Ok(match cfg.space.kind {
+        SpaceKind::Nats => {
+            let c = cfg.clone();
+            task.run(cfg, move |d| nats_supernet(&c, d))
+        }
+        SpaceKind::Hytra => {
+            let hc = hytra_config(&cfg)?;
+            task.run(cfg, move |d| hc.init(d))
+        }
+        SpaceKind::Mbconv => {
+            let mc = mbconv_config(&cfg)?;
+            task.run(cfg, move |d| mc.init(d))
+        }
+    })
+}
+
 /// The NATS supernet of `cfg` (`space.widths` = the candidate widths).
 pub fn nats_supernet(cfg: &RunConfig, device: &Device) -> NatsSupernet {
-    let split = match cfg.space.nats_split.unwrap_or(NatsSplit::C10) {
-        NatsSplit::C10 => SpaceNatsSplit::Cifar10,
-        NatsSplit::C100 => SpaceNatsSplit::Cifar100,
-    };
+    let split = cfg.space.nats_split.unwrap_or(NatsSplit::Cifar10);
     NatsSupernetConfig::new()
         .with_split(split)
         .with_widths(SlimWidthsConfig::new().with_widths(cfg.space.widths.clone()))
@@ -352,10 +378,7 @@ pub fn hytra_config(cfg: &RunConfig) -> Result<HytraSupernetConfig, SetupError> 
             )));
         }
     };
-    Ok(base.with_orientation(match cfg.space.attention {
-        AttentionOrientation::Search => BlockOrientation::SearchCode,
-        AttentionOrientation::Paper => BlockOrientation::Standard,
-    }))
+    Ok(base.with_orientation(cfg.space.attention))
 }
 
 /// The MBConv supernet configuration of `cfg`: `space.widths` empty = official, or the five

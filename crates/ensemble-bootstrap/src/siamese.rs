@@ -13,6 +13,7 @@
 //! frozen random projection). Here the adapters are part of the projection head and follow the
 //! EMA like the HyTra `fix_channels`, which are inside the official neck.
 
+use crate::phase::span;
 use bossnas_supernet::{BlockPath, Supernet};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -20,6 +21,7 @@ use burn::tensor::{Device, Tensor};
 use crate::adapter::{AdapterError, AdapterSet};
 use crate::ema::{ema_update, make_target};
 use crate::heads::{Predictor, PredictorConfig, Projector, ProjectorConfig};
+use crate::loss::{path_loss, target_ensemble};
 
 /// Adapters + projector of one block.
 ///
@@ -197,4 +199,94 @@ impl<S: Supernet> Siamese<S> {
             target: TargetNet { backbone, head },
         }
     }
+}
+
+/// The ensemble-bootstrapping forward pass of one micro-batch (spec §4.1).
+///
+/// `pairs` holds one shared view pair or one pair per path. Returns the loss **summed** over
+/// paths (with gradients into the online net only) and each path's loss, detached.
+pub fn ensemble_forward<S: Supernet>(
+    siamese: &Siamese<S>,
+    pairs: &[(Tensor<4>, Tensor<4>)],
+    chosen: &[BlockPath],
+    paths: &[BlockPath],
+    freeze_prefix: bool,
+) -> (Tensor<1>, Vec<Tensor<1>>) {
+    assert!(!paths.is_empty(), "no paths to train");
+    let shared = pairs.len() == 1;
+    assert!(
+        shared || pairs.len() == paths.len(),
+        "{} view pairs for {} paths",
+        pairs.len(),
+        paths.len()
+    );
+    let slot = |p: usize| if shared { 0 } else { p };
+
+    let target = &siamese.target;
+    let t_prefix: Vec<(Tensor<4>, Tensor<4>)> = span("target prefix", || {
+        pairs
+            .iter()
+            .map(|(v1, v2)| {
+                (
+                    target.backbone.forward_prefix(v1.clone(), chosen).detach(),
+                    target.backbone.forward_prefix(v2.clone(), chosen).detach(),
+                )
+            })
+            .collect()
+    });
+    let mut t1 = Vec::with_capacity(paths.len());
+    let mut t2 = Vec::with_capacity(paths.len());
+    for (p, path) in paths.iter().enumerate() {
+        let (f1, f2) = &t_prefix[slot(p)];
+        let (b1, b2) = span("target block", || {
+            (
+                target.backbone.forward_block(f1.clone(), chosen, path),
+                target.backbone.forward_block(f2.clone(), chosen, path),
+            )
+        });
+        span("target head", || {
+            t1.push(target.head.forward(b1));
+            t2.push(target.head.forward(b2));
+        });
+    }
+    let (t1, t2) = span("target head", || (target_ensemble(t1), target_ensemble(t2)));
+
+    let online = &siamese.online;
+    let o_prefix: Vec<(Tensor<4>, Tensor<4>)> = span("online prefix", || {
+        pairs
+            .iter()
+            .map(|(v1, v2)| {
+                let a = online.backbone.forward_prefix(v1.clone(), chosen);
+                let b = online.backbone.forward_prefix(v2.clone(), chosen);
+                if freeze_prefix {
+                    (a.detach(), b.detach())
+                } else {
+                    (a, b)
+                }
+            })
+            .collect()
+    });
+    let mut total: Option<Tensor<1>> = None;
+    let mut per_path = Vec::with_capacity(paths.len());
+    for (p, path) in paths.iter().enumerate() {
+        let (f1, f2) = &o_prefix[slot(p)];
+        let (b1, b2) = span("online block", || {
+            (
+                online.backbone.forward_block(f1.clone(), chosen, path),
+                online.backbone.forward_block(f2.clone(), chosen, path),
+            )
+        });
+        let (z1, z2) = span("online head", || {
+            (online.head.forward(b1), online.head.forward(b2))
+        });
+        let loss = span("predictor + loss", || {
+            path_loss(&online.predictor, z1, z2, t1.clone(), t2.clone())
+        });
+        per_path.push(loss.clone().detach());
+        total = Some(match total {
+            Some(t) => t + loss,
+            None => loss,
+        });
+    }
+    (total.expect("at least one path"), per_path)
 }

@@ -7,7 +7,7 @@
 //! 1. the loader gives the view pairs (one shared pair for NATS, one pair per path otherwise);
 //! 2. [`PathSampler`] draws the paths from block `k`'s population (seeded ChaCha RNG);
 //! 3. [`ensemble_forward`]: target branch (no gradients) = target prefix along
-//!    `best_paths[..k]` → block `k` along each path → target head → [`target_ensemble`];
+//!    `best_paths[..k]` → block `k` along each path → target head → [`target_ensemble`](crate::loss::target_ensemble);
 //!    online branch = online prefix (with gradients unless `train.freeze_earlier_blocks`) →
 //!    block `k` along each path → online head → predictor → loss, **summed over paths**;
 //! 4. one backward of `loss / accumulation_steps`; the gradients are summed over micro-batches
@@ -23,7 +23,7 @@
 //! Each block runs `epochs_per_block × ⌊batches_per_epoch / accumulation_steps⌋` optimizer
 //! steps, or fewer under a time budget ([`crate::time_budget`]). At its end a
 //! [`BlockSelector`] picks the block's best path (the real rating lives in
-//! `bossnas-search`; [`LossEmaSelector`] is a test stand-in), it is appended to `best_paths`,
+//! `bossnas-search`; [`LossEmaSelector`](crate::selector::LossEmaSelector) is a test stand-in), it is appended to `best_paths`,
 //! and the next block starts with a fresh optimizer, restarted schedules and new heads. The
 //! input of block `k` is always computed from `best_paths[..k]` (spec §9 B1).
 //!
@@ -39,12 +39,12 @@
 //! continues bit for bit like an uninterrupted one.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bossnas_supernet::{BlockPath, Supernet};
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
@@ -52,24 +52,20 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::checkpoint::{CheckpointError, RngState, RunDir, TrainState, record_of};
-use crate::config::{ConfigError, NanPolicy, RunConfig, SpaceKind};
+use crate::config::{ConfigError, NanPolicy, RunConfig};
 use crate::data::{DataError, ImageSource, ViewLoader};
-use crate::heads::Predictor;
 use crate::lars::drop_zero_grads;
-use crate::loss::{path_loss, target_ensemble};
 use crate::phase::span;
 use crate::progress::{ProgressFormat, TrainProgress};
 use crate::sampling::{PathSampler, SamplingError};
 use crate::schedule::{BlockPosition, LrSchedule, MomentumSchedule};
+use crate::seeded::{mix, seeded_heads, seeded_init};
+use crate::selector::{BlockContext, BlockSelector, LOSS_EMA_DECAY, SelectorFactory};
 use crate::setup::{
-    DataSetup, SetupError, hytra_config, loader_config, mbconv_config, nats_supernet, open_data,
-    spatial_adapters,
+    DataSetup, SetupError, SupernetTask, loader_config, open_data, spatial_adapters, with_supernet,
 };
-use crate::siamese::{HeadError, HeadSpec, OnlineNet, ProjectionHead, Siamese, TargetNet};
+use crate::siamese::{HeadError, HeadSpec, OnlineNet, Siamese, ensemble_forward};
 use crate::time_budget::{BlockRun, TimeBudget};
-
-/// Errors a selector may return.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Everything that can stop a run.
 #[derive(Debug, thiserror::Error)]
@@ -124,92 +120,6 @@ pub enum TrainError {
     #[error("resume: {0}")]
     Resume(String),
 }
-
-/// What a [`BlockSelector`] sees at the end of block `block`. Read-only.
-pub struct BlockContext<'a, S: Supernet> {
-    /// The block just trained.
-    pub block: usize,
-    /// Best paths of blocks `0..block` (the input of this block).
-    pub chosen: &'a [BlockPath],
-    /// The block's candidate paths.
-    pub population: &'a [BlockPath],
-    /// Online supernet, this block's projection head and predictor.
-    pub online: &'a OnlineNet<S>,
-    /// Target supernet and this block's target projection head.
-    pub target: &'a TargetNet<S>,
-    /// The (autodiff) training device.
-    pub device: &'a Device,
-    /// The run configuration (`rating.*` for the rating procedure).
-    pub config: &'a RunConfig,
-    /// Held-out images for rating (spec §5.2).
-    pub rating_data: &'a Arc<dyn ImageSource>,
-    /// Per-path EMA (decay [`LOSS_EMA_DECAY`]) of the training loss, for paths sampled in
-    /// this block.
-    pub train_loss_ema: &'a BTreeMap<BlockPath, f64>,
-    /// The run directory (for rating reports).
-    pub run_dir: &'a Path,
-}
-
-/// Picks a block's best path at the end of its training.
-///
-/// Implemented by closures `FnMut(&BlockContext<S>) -> Result<BlockPath, BoxError>` too. The
-/// returned path must be a member of `ctx.population`. Selection must be deterministic for
-/// exact resume (its result is checkpointed, but a run stopped during selection redoes it).
-pub trait BlockSelector<S: Supernet> {
-    /// The best path of `ctx.block`.
-    fn select(&mut self, ctx: &BlockContext<'_, S>) -> Result<BlockPath, BoxError>;
-}
-
-impl<S: Supernet, F> BlockSelector<S> for F
-where
-    F: FnMut(&BlockContext<'_, S>) -> Result<BlockPath, BoxError>,
-{
-    fn select(&mut self, ctx: &BlockContext<'_, S>) -> Result<BlockPath, BoxError> {
-        self(ctx)
-    }
-}
-
-/// **Test stand-in, not BossNAS's rating**: the sampled candidate with the lowest
-/// training-loss EMA (ties: population order; nothing sampled: the first candidate).
-/// The real selector is the population-centre rating of `bossnas-search` (spec §5).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LossEmaSelector;
-
-impl<S: Supernet> BlockSelector<S> for LossEmaSelector {
-    fn select(&mut self, ctx: &BlockContext<'_, S>) -> Result<BlockPath, BoxError> {
-        let mut best: Option<(&BlockPath, f64)> = None;
-        for p in ctx.population {
-            if let Some(&v) = ctx.train_loss_ema.get(p)
-                && best.is_none_or(|(_, b)| v < b)
-            {
-                best = Some((p, v));
-            }
-        }
-        Ok(best
-            .map(|(p, _)| p.clone())
-            .or_else(|| ctx.population.first().cloned())
-            .ok_or("empty population")?)
-    }
-}
-
-/// Makes a selector for whichever supernet type the configured space uses.
-pub trait SelectorFactory {
-    /// A selector for supernets of type `S`.
-    fn selector<S: Supernet + 'static>(&self) -> Box<dyn BlockSelector<S>>;
-}
-
-/// Factory of [`LossEmaSelector`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LossEmaSelectorFactory;
-
-impl SelectorFactory for LossEmaSelectorFactory {
-    fn selector<S: Supernet + 'static>(&self) -> Box<dyn BlockSelector<S>> {
-        Box::new(LossEmaSelector)
-    }
-}
-
-/// Decay of the per-path training-loss EMA in [`BlockContext::train_loss_ema`].
-pub const LOSS_EMA_DECAY: f64 = 0.9;
 
 /// Run-time options that are not part of the experiment (not in [`RunConfig`]).
 #[derive(Debug, Clone)]
@@ -312,157 +222,6 @@ pub fn path_key(path: &[usize]) -> String {
         .map(|o| o.to_string())
         .collect::<Vec<_>>()
         .join("-")
-}
-
-static INIT_LOCK: Mutex<()> = Mutex::new(());
-
-struct Materialize;
-
-impl ModuleVisitor for Materialize {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let _ = param.val();
-    }
-}
-
-/// Builds a module with the device RNG seeded to `seed` and materialises every lazily
-/// initialised parameter before releasing a process-wide lock, so initialisation is
-/// reproducible even with other threads creating tensors (Burn's CPU RNG is global).
-pub fn seeded_init<T: Module>(device: &Device, seed: u64, build: impl FnOnce() -> T) -> T {
-    seeded_init_with(device, seed, build, |m| m.visit(&mut Materialize))
-}
-
-/// Seeds the device RNG to `seed` and runs `f` under the process-wide lock that
-/// [`seeded_init`] takes, so that what `f` draws from Burn's global RNG (e.g. drop-path masks)
-/// is a function of `seed` alone, even with other threads initialising models (which seed and
-/// draw under the same lock). Draws made by threads that do not take the lock can still
-/// interleave: reproducibility is per run, not across concurrent unlocked users of the device.
-pub fn with_seeded_rng<R>(device: &Device, seed: u64, f: impl FnOnce() -> R) -> R {
-    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    device.seed(seed);
-    f()
-}
-
-fn seeded_init_with<T>(
-    device: &Device,
-    seed: u64,
-    build: impl FnOnce() -> T,
-    materialize: impl FnOnce(&T),
-) -> T {
-    with_seeded_rng(device, seed, || {
-        let value = build();
-        materialize(&value);
-        value
-    })
-}
-
-fn seeded_heads(
-    device: &Device,
-    seed: u64,
-    build: impl FnOnce() -> Result<(ProjectionHead, Predictor), HeadError>,
-) -> Result<(ProjectionHead, Predictor), HeadError> {
-    seeded_init_with(device, seed, build, |r| {
-        if let Ok((h, p)) = r {
-            h.visit(&mut Materialize);
-            p.visit(&mut Materialize);
-        }
-    })
-}
-
-fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The ensemble-bootstrapping forward pass of one micro-batch (spec §4.1).
-///
-/// `pairs` holds one shared view pair or one pair per path. Returns the loss **summed** over
-/// paths (with gradients into the online net only) and each path's loss, detached.
-pub fn ensemble_forward<S: Supernet>(
-    siamese: &Siamese<S>,
-    pairs: &[(Tensor<4>, Tensor<4>)],
-    chosen: &[BlockPath],
-    paths: &[BlockPath],
-    freeze_prefix: bool,
-) -> (Tensor<1>, Vec<Tensor<1>>) {
-    assert!(!paths.is_empty(), "no paths to train");
-    let shared = pairs.len() == 1;
-    assert!(
-        shared || pairs.len() == paths.len(),
-        "{} view pairs for {} paths",
-        pairs.len(),
-        paths.len()
-    );
-    let slot = |p: usize| if shared { 0 } else { p };
-
-    let target = &siamese.target;
-    let t_prefix: Vec<(Tensor<4>, Tensor<4>)> = span("target prefix", || {
-        pairs
-            .iter()
-            .map(|(v1, v2)| {
-                (
-                    target.backbone.forward_prefix(v1.clone(), chosen).detach(),
-                    target.backbone.forward_prefix(v2.clone(), chosen).detach(),
-                )
-            })
-            .collect()
-    });
-    let mut t1 = Vec::with_capacity(paths.len());
-    let mut t2 = Vec::with_capacity(paths.len());
-    for (p, path) in paths.iter().enumerate() {
-        let (f1, f2) = &t_prefix[slot(p)];
-        let (b1, b2) = span("target block", || {
-            (
-                target.backbone.forward_block(f1.clone(), chosen, path),
-                target.backbone.forward_block(f2.clone(), chosen, path),
-            )
-        });
-        span("target head", || {
-            t1.push(target.head.forward(b1));
-            t2.push(target.head.forward(b2));
-        });
-    }
-    let (t1, t2) = span("target head", || (target_ensemble(t1), target_ensemble(t2)));
-
-    let online = &siamese.online;
-    let o_prefix: Vec<(Tensor<4>, Tensor<4>)> = span("online prefix", || {
-        pairs
-            .iter()
-            .map(|(v1, v2)| {
-                let a = online.backbone.forward_prefix(v1.clone(), chosen);
-                let b = online.backbone.forward_prefix(v2.clone(), chosen);
-                if freeze_prefix {
-                    (a.detach(), b.detach())
-                } else {
-                    (a, b)
-                }
-            })
-            .collect()
-    });
-    let mut total: Option<Tensor<1>> = None;
-    let mut per_path = Vec::with_capacity(paths.len());
-    for (p, path) in paths.iter().enumerate() {
-        let (f1, f2) = &o_prefix[slot(p)];
-        let (b1, b2) = span("online block", || {
-            (
-                online.backbone.forward_block(f1.clone(), chosen, path),
-                online.backbone.forward_block(f2.clone(), chosen, path),
-            )
-        });
-        let (z1, z2) = span("online head", || {
-            (online.head.forward(b1), online.head.forward(b2))
-        });
-        let loss = span("predictor + loss", || {
-            path_loss(&online.predictor, z1, z2, t1.clone(), t2.clone())
-        });
-        per_path.push(loss.clone().detach());
-        total = Some(match total {
-            Some(t) => t + loss,
-            None => loss,
-        });
-    }
-    (total.expect("at least one path"), per_path)
 }
 
 /// The block-wise Siamese supernet trainer. See the [module documentation](self).
@@ -1050,8 +809,8 @@ fn run_space<S: Supernet + 'static, F: SelectorFactory>(
     trainer.run(selector.as_mut())
 }
 
-/// Opens the data, builds the configured space's supernet and trains it (or resumes the run
-/// in `run_dir` when `resume`). The only place that matches on [`SpaceKind`].
+/// Opens the data, builds the configured space's supernet ([`with_supernet`]) and trains it
+/// (or resumes the run in `run_dir` when `resume`).
 pub fn train_space<F: SelectorFactory>(
     cfg: RunConfig,
     opts: TrainOptions,
@@ -1061,45 +820,44 @@ pub fn train_space<F: SelectorFactory>(
     factory: &F,
 ) -> Result<TrainOutcome, TrainError> {
     let data = open_data(&cfg)?;
-    match cfg.space.kind {
-        SpaceKind::Nats => {
-            let c = cfg.clone();
-            run_space(
-                cfg,
-                opts,
-                run_dir,
-                data,
-                device,
-                resume,
-                factory,
-                move |d| nats_supernet(&c, d),
-            )
-        }
-        SpaceKind::Hytra => {
-            let hc = hytra_config(&cfg)?;
-            run_space(
-                cfg,
-                opts,
-                run_dir,
-                data,
-                device,
-                resume,
-                factory,
-                move |d| hc.init(d),
-            )
-        }
-        SpaceKind::Mbconv => {
-            let mc = mbconv_config(&cfg)?;
-            run_space(
-                cfg,
-                opts,
-                run_dir,
-                data,
-                device,
-                resume,
-                factory,
-                move |d| mc.init(d),
-            )
-        }
+    let task = TrainTask {
+        opts,
+        run_dir,
+        data,
+        device,
+        resume,
+        factory,
+    };
+    with_supernet(cfg, task)?
+}
+
+/// [`train_space`]'s work once the space is known.
+struct TrainTask<'a, F> {
+    opts: TrainOptions,
+    run_dir: RunDir,
+    data: DataSetup,
+    device: &'a Device,
+    resume: bool,
+    factory: &'a F,
+}
+
+impl<F: SelectorFactory> SupernetTask for TrainTask<'_, F> {
+    type Output = Result<TrainOutcome, TrainError>;
+
+    fn run<S: Supernet + 'static>(
+        self,
+        cfg: RunConfig,
+        build: impl FnOnce(&Device) -> S,
+    ) -> Self::Output {
+        run_space(
+            cfg,
+            self.opts,
+            self.run_dir,
+            self.data,
+            self.device,
+            self.resume,
+            self.factory,
+            build,
+        )
     }
 }

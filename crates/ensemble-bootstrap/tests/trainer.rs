@@ -11,15 +11,16 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use ensemble_bootstrap::checkpoint::RunDir;
-use ensemble_bootstrap::config::{RunConfig, Sampling, SpaceKind, ViewMode};
+use ensemble_bootstrap::config::{RunConfig, Sampling, ViewMode};
 use ensemble_bootstrap::ema::ema_update;
 use ensemble_bootstrap::lars::{LarsConfig, drop_zero_grads};
+use ensemble_bootstrap::seeded::seeded_init;
+use ensemble_bootstrap::selector::{LossEmaSelector, LossEmaSelectorFactory};
 use ensemble_bootstrap::setup::{nats_supernet, open_data, spatial_adapters};
 use ensemble_bootstrap::siamese::Siamese;
-use ensemble_bootstrap::trainer::{
-    LossEmaSelector, LossEmaSelectorFactory, TrainError, TrainOptions, Trainer, ensemble_forward,
-    seeded_init, train_space,
-};
+use ensemble_bootstrap::siamese::ensemble_forward;
+use ensemble_bootstrap::trainer::{TrainError, TrainOptions, Trainer, train_space};
+use hytra_space::SpaceKind;
 
 /// All float tensors (parameters and BN buffers) of a module, in visit order.
 fn tensors<M: Module>(m: &M) -> Vec<Vec<f32>> {

@@ -5,16 +5,23 @@
 //! * [`mbconv`] — the MBConv (DNA/EfficientNet) space: 5 searched blocks, 4 ops per layer.
 //! * [`nats`] — the NATS-Bench size search space (widths {8..64}^5).
 //! * [`cost`] — parameter and multiply-add counters shared by every space.
+//! * [`space`] — [`SpaceKind`], which of the three spaces.
+//! * [`arch`] — a space with its parameters ([`SearchSpace`]), the tagged [`Architecture`] of
+//!   any space, assembling block paths, costs under a [`CostModel`].
 //!
 //! Nothing here depends on a tensor library: these values are what a search produces,
 //! what a report prints and what `bossnas-supernet` turns into Burn modules.
 
+pub mod arch;
 pub mod cost;
 pub mod hytra;
 pub mod mbconv;
 pub mod nats;
+pub mod space;
 
+pub use arch::{Architecture, CostModel, SearchSpace};
 pub use cost::Cost;
+pub use space::SpaceKind;
 
 /// Any error raised while parsing or validating an architecture of any space.
 ///
@@ -28,4 +35,7 @@ pub enum ArchError {
     Mbconv(#[from] mbconv::MbconvError),
     #[error(transparent)]
     Nats(#[from] nats::NatsError),
+    /// Block paths or an architecture that do not fit the space (count, space mismatch).
+    #[error("{0}")]
+    Space(String),
 }

@@ -58,11 +58,7 @@ pub fn export_model(
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| export_err(dir, e))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| export_err(path, "no file name"))?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = bossnas_runfs::temp_path(path).map_err(|e| export_err(path, e))?;
     let mut store = BurnpackStore::from_file(&tmp)
         .auto_extension(false)
         .overwrite(true);
@@ -70,14 +66,14 @@ pub fn export_model(
         .valid()
         .save_into(&mut store)
         .map_err(|e| export_err(path, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| export_err(path, e))?;
+    bossnas_runfs::commit(&tmp, path).map_err(|e| export_err(path, e))?;
     let meta = ExportMeta {
         arch: arch.to_json(),
         num_classes,
         model: options.clone(),
     };
     let mpath = meta_path(path);
-    ensemble_bootstrap::checkpoint::atomic_write(
+    bossnas_runfs::write_atomic(
         &mpath,
         serde_json::to_string_pretty(&meta)
             .expect("meta serialises")

@@ -420,7 +420,7 @@ impl Recipe {
     /// Writes `recipe.resolved.toml` into `dir` atomically.
     pub fn save_resolved(&self, dir: &Path) -> Result<PathBuf, RetrainError> {
         let path = dir.join(RESOLVED_RECIPE);
-        ensemble_bootstrap::checkpoint::atomic_write(&path, self.to_toml_string().as_bytes())
+        bossnas_runfs::write_atomic(&path, self.to_toml_string().as_bytes())
             .map_err(|e| RetrainError::Io(format!("{}: {e}", path.display())))?;
         Ok(path)
     }

@@ -26,7 +26,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use ensemble_bootstrap::checkpoint::{RunDir, TrainState, record_of};
 use ensemble_bootstrap::progress::Progress;
-use ensemble_bootstrap::trainer::{seeded_init, with_seeded_rng};
+use ensemble_bootstrap::seeded::{seeded_init, with_seeded_rng};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -81,7 +81,7 @@ impl RunMeta {
     pub fn save(&self, run: &Path) -> Result<(), RetrainError> {
         let path = run.join(RUN_FILE);
         let text = serde_json::to_string_pretty(self).expect("RunMeta serialises");
-        ensemble_bootstrap::checkpoint::atomic_write(&path, text.as_bytes())
+        bossnas_runfs::write_atomic(&path, text.as_bytes())
             .map_err(|e| RetrainError::Io(format!("{}: {e}", path.display())))
     }
 }
@@ -431,7 +431,7 @@ fn final_eval(
     };
     let doc = json!({"model": eval, "ema": ema_eval, "test": sources.test.describe()});
     let path = run.root().join(EVAL_FILE);
-    ensemble_bootstrap::checkpoint::atomic_write(
+    bossnas_runfs::write_atomic(
         &path,
         serde_json::to_string_pretty(&doc)
             .expect("eval serialises")

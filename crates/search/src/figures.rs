@@ -10,15 +10,14 @@ use bench_nats::figures::{
     HytraFabric, NatsStrip, RatingBars, TrainingCurves, read_metrics, save_both,
 };
 use ensemble_bootstrap::checkpoint::METRICS;
-use ensemble_bootstrap::progress::path_label;
 use hytra_space::hytra::{Op, OpKind, Scale};
 use hytra_space::nats::NatsArch;
 
 use crate::output::{ranking_csv_name, read_ranking_csv};
 use crate::run::load_run_config;
 use crate::select::space_of;
-use crate::space::SearchSpace;
 use crate::{Result, SearchError};
+use hytra_space::arch::SearchSpace;
 
 /// A written figure: a caption and its PNG and SVG files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +79,7 @@ pub fn write_run_figures(
         let labels: Vec<String> = ranking
             .entries
             .iter()
-            .map(|e| path_label(kind, &e.path))
+            .map(|e| kind.path_label(&e.path))
             .collect();
         let scores: Vec<f64> = ranking.entries.iter().map(|e| e.score).collect();
         let accuracy = match (space, truth) {
@@ -139,7 +138,7 @@ pub fn write_run_figures(
                 let ops: std::result::Result<Vec<Op>, _> =
                     flat.iter().map(|&i| Op::from_index(i)).collect();
                 if let Ok(ops) = ops {
-                    let fig = fabric(format!("searched: {}", path_label(kind, &flat)), &ops);
+                    let fig = fabric(format!("searched: {}", kind.path_label(&flat)), &ops);
                     add(
                         "Searched architecture on the HyTra fabric".into(),
                         save_both(out, "arch", &fig),

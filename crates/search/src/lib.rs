@@ -3,8 +3,6 @@
 //! - [`rating`]: population-centre rating of one block's candidates (spec §5.3–5.4) behind the
 //!   [`rating::CandidateModel`] trait, independent of the trainer;
 //! - [`bn`]: BatchNorm re-estimation on a calibration batch for Burn 0.22 (spec §5.3);
-//! - [`space`]: the searched spaces as data (assembling block paths into architectures,
-//!   their costs and their JSON for `bossnas arch cost`);
 //! - [`search`]: greedy block-wise selection, the composed score Σ_k λ_k (L_k + offset) over a
 //!   whole space, and constrained selection under MAdds / parameter budgets (exhaustive or
 //!   aging evolution);
@@ -17,7 +15,6 @@ pub mod rating;
 pub mod run;
 pub mod search;
 pub mod select;
-pub mod space;
 
 use std::path::PathBuf;
 

@@ -12,14 +12,13 @@
 
 use std::path::{Path, PathBuf};
 
-use ensemble_bootstrap::checkpoint::atomic_write;
 use hytra_space::nats::{NATS_WIDTHS, NatsArch};
 use serde::{Deserialize, Serialize};
 
 use crate::rating::{RatedPath, rank};
 use crate::search::{BlockRanking, SearchOutcome};
-use crate::space::{SearchSpace, parse_path_key, path_key};
 use crate::{Result, SearchError};
+use hytra_space::arch::{SearchSpace, parse_path_key, path_key};
 
 /// Sub-directory of a run holding the rankings.
 pub const RATING_DIR: &str = "rating";
@@ -43,12 +42,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SearchError + '_ {
     }
 }
 
-/// Writes `bytes` atomically, creating the parent directory.
+/// [`bossnas_runfs::write_atomic`] with the search's error type.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-    }
-    atomic_write(path, bytes).map_err(io(path))
+    bossnas_runfs::write_atomic(path, bytes).map_err(io(path))
 }
 
 fn csv_bytes(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<Vec<u8>> {
@@ -214,7 +210,7 @@ pub fn write_nats_scores_csv(path: &Path, scores: &[(NatsArch, f64)]) -> Result<
 }
 
 /// Writes the architecture as the bare JSON value of `bossnas arch cost --arch`.
-pub fn write_arch_json(path: &Path, arch: &crate::space::Architecture) -> Result<()> {
+pub fn write_arch_json(path: &Path, arch: &hytra_space::arch::Architecture) -> Result<()> {
     let text =
         serde_json::to_string(&arch.to_json()).map_err(|e| SearchError::Invalid(e.to_string()))?;
     write_atomic(path, format!("{text}\n").as_bytes())
@@ -246,7 +242,7 @@ pub struct SearchSummary {
     /// MAdds under the cost model.
     pub madds: u64,
     /// The cost model.
-    pub cost_model: crate::space::CostModel,
+    pub cost_model: hytra_space::arch::CostModel,
     /// The budget (null fields: none).
     pub budget: crate::search::Budget,
     /// Combinations checked.
@@ -259,7 +255,7 @@ impl SearchSummary {
         outcome: &SearchOutcome,
         method: &str,
         weights: &crate::search::ScoreWeights,
-        cost_model: crate::space::CostModel,
+        cost_model: hytra_space::arch::CostModel,
         budget: crate::search::Budget,
     ) -> Self {
         Self {
@@ -318,7 +314,7 @@ pub fn write_block_outputs(
 mod tests {
     use super::*;
     use crate::search::{ScoreWeights, greedy, score_all_nats};
-    use crate::space::Architecture;
+    use hytra_space::arch::Architecture;
     use hytra_space::nats::NatsSplit;
 
     fn ranking(block: usize, entries: &[(&[usize], f64)]) -> BlockRanking {

@@ -13,10 +13,8 @@ use std::path::{Path, PathBuf};
 use bossnas_supernet::Supernet;
 use burn::tensor::Device;
 use ensemble_bootstrap::checkpoint::RunDir;
-use ensemble_bootstrap::config::{RunConfig, SpaceKind};
-use ensemble_bootstrap::setup::{
-    hytra_config, mbconv_config, nats_supernet, open_data, spatial_adapters,
-};
+use ensemble_bootstrap::config::RunConfig;
+use ensemble_bootstrap::setup::{SupernetTask, open_data, spatial_adapters, with_supernet};
 use ensemble_bootstrap::trainer::{TrainOptions, Trainer};
 
 use crate::output::{
@@ -28,8 +26,8 @@ use crate::search::{
     constrained_search, greedy, score_all_nats,
 };
 use crate::select::{RateOptions, rate_block, space_of, write_rating};
-use crate::space::{CostModel, SearchSpace};
 use crate::{Result, SearchError};
+use hytra_space::arch::{CostModel, SearchSpace};
 
 /// The run's resolved configuration.
 pub fn load_run_config(run: &Path) -> Result<RunConfig> {
@@ -116,20 +114,30 @@ fn rate_with<S: Supernet>(
 /// Rates the block the run's newest checkpoint is training, on `device` (plain or autodiff).
 pub fn rate_run(run: &Path, device: &Device, options: &RateOptions) -> Result<RateReport> {
     let cfg = load_run_config(run)?;
-    let setup = |e: ensemble_bootstrap::setup::SetupError| SearchError::Model(e.to_string());
-    match cfg.space.kind {
-        SpaceKind::Nats => {
-            let c = cfg.clone();
-            rate_with(cfg, run, device, move |d| nats_supernet(&c, d), options)
-        }
-        SpaceKind::Hytra => {
-            let hc = hytra_config(&cfg).map_err(setup)?;
-            rate_with(cfg, run, device, move |d| hc.init(d), options)
-        }
-        SpaceKind::Mbconv => {
-            let mc = mbconv_config(&cfg).map_err(setup)?;
-            rate_with(cfg, run, device, move |d| mc.init(d), options)
-        }
+    let task = RateTask {
+        run,
+        device,
+        options,
+    };
+    with_supernet(cfg, task).map_err(|e| SearchError::Model(e.to_string()))?
+}
+
+/// [`rate_run`]'s work once the space is known.
+struct RateTask<'a> {
+    run: &'a Path,
+    device: &'a Device,
+    options: &'a RateOptions,
+}
+
+impl SupernetTask for RateTask<'_> {
+    type Output = Result<RateReport>;
+
+    fn run<S: Supernet + 'static>(
+        self,
+        cfg: RunConfig,
+        build: impl FnOnce(&Device) -> S,
+    ) -> Self::Output {
+        rate_with(cfg, self.run, self.device, build, self.options)
     }
 }
 

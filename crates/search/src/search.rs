@@ -21,8 +21,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::rating::RatedPath;
-use crate::space::{Architecture, CostModel, SearchSpace};
 use crate::{Result, SearchError};
+use hytra_space::arch::{Architecture, CostModel, SearchSpace};
 
 /// One block's rating table, sorted ascending (best first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,7 +119,7 @@ pub fn greedy(space: SearchSpace, rankings: &[BlockRanking]) -> Result<Architect
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    space.assemble(&blocks)
+    Ok(space.assemble(&blocks)?)
 }
 
 /// Composed scores of all 32,768 NATS-SSS architectures (index order). Fails, naming the

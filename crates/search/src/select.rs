@@ -28,20 +28,19 @@ use std::sync::Arc;
 use bossnas_supernet::{BlockPath, Supernet};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use ensemble_bootstrap::config::{NatsSplit as CfgSplit, RunConfig, SpaceKind};
+use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::data::ImageSource;
 use ensemble_bootstrap::data::loader::{LoaderConfig, PairMode, ViewLoader};
+use ensemble_bootstrap::selector::{BlockContext, BlockSelector, BoxError, SelectorFactory};
 use ensemble_bootstrap::siamese::{OnlineNet, TargetNet};
-use ensemble_bootstrap::trainer::{BlockContext, BlockSelector, BoxError, SelectorFactory};
-use hytra_space::nats::NatsSplit;
 use serde::{Deserialize, Serialize};
 
 use crate::bn::{BnCalibration, reset_bn_stats};
 use crate::output::{RATING_DIR, write_block_outputs};
 use crate::rating::{CandidateModel, CentreMode, ViewPair, rate_population_streaming};
 use crate::search::BlockRanking;
-use crate::space::SearchSpace;
 use crate::{Result, SearchError};
+use hytra_space::arch::SearchSpace;
 
 /// Options of the population-centre rating of a trained block.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -264,16 +263,7 @@ impl<S: Supernet> PrefixFeatures<S> {
 
 /// The search space a run configuration trains.
 pub fn space_of(cfg: &RunConfig) -> SearchSpace {
-    match cfg.space.kind {
-        SpaceKind::Hytra => SearchSpace::Hytra,
-        SpaceKind::Mbconv => SearchSpace::Mbconv,
-        SpaceKind::Nats => SearchSpace::Nats {
-            split: match cfg.space.nats_split.unwrap_or(CfgSplit::C10) {
-                CfgSplit::C10 => NatsSplit::Cifar10,
-                CfgSplit::C100 => NatsSplit::Cifar100,
-            },
-        },
-    }
+    SearchSpace::new(cfg.space.kind, cfg.space.nats_split)
 }
 
 /// Fixed-view loader over the rating images: index order, shared pair, rating batch size,

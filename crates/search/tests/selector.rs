@@ -81,7 +81,7 @@ fn rating_is_deterministic_and_leaves_the_trainer_untouched() {
     )
     .unwrap();
     let out = trainer
-        .run(&mut ensemble_bootstrap::trainer::LossEmaSelector)
+        .run(&mut ensemble_bootstrap::selector::LossEmaSelector)
         .unwrap();
     assert!(!out.finished);
     let s = trainer.siamese();
@@ -145,7 +145,7 @@ fn rating_with_the_prefix_run_once_gives_the_same_scores() {
     )
     .unwrap();
     trainer
-        .run(&mut ensemble_bootstrap::trainer::LossEmaSelector)
+        .run(&mut ensemble_bootstrap::selector::LossEmaSelector)
         .unwrap();
     let s = trainer.siamese();
     let dev = trainer.device().clone();

@@ -7,12 +7,12 @@
 //! residual; its shortcut ([`MbconvShortcut`]) is one module per layer shared by the four
 //! candidates. Block populations: `4^layers` = 16 / 256.
 
-use bossnas_blocks::fused_act::silu;
-use bossnas_blocks::fused_norm::batch_norm;
 use bossnas_blocks::mbconv::{
     InvertedResidual, InvertedResidualConfig, MBCONV_CANDIDATES, MbconvLayer, MbconvLayerConfig,
     MbconvShortcut, MbconvShortcutConfig, MbconvStem, MbconvStemConfig,
 };
+use bossnas_kernels::batch_norm;
+use bossnas_kernels::silu;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};

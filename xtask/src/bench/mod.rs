@@ -289,7 +289,7 @@ fn child(name: &str, reps: usize, phases: bool) -> Result<()> {
         .into_iter()
         .find(|r| r.name == name)
         .with_context(|| format!("unknown row {name}"))?;
-    bossnas_blocks::cpu_alloc::keep_freed_memory();
+    bossnas_kernels::cpu_alloc::keep_freed_memory();
     let device = burn::tensor::Device::flex().autodiff();
     let mut step = (row.build)(&device);
     step();

@@ -12,8 +12,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::lars::drop_zero_grads;
 use ensemble_bootstrap::phase::span;
+use ensemble_bootstrap::siamese::ensemble_forward;
 use ensemble_bootstrap::siamese::{HeadSpec, Siamese};
-use ensemble_bootstrap::trainer::ensemble_forward;
 
 /// Micro-batch of the row (the `nats-c10-cpu` preset's batch).
 pub const BATCH: usize = 32;

@@ -86,7 +86,7 @@ fn write(path: &Path, spent: &Spent) {
     if path.parent().is_some_and(Path::is_dir)
         && let Ok(text) = serde_json::to_string(spent)
     {
-        let _ = ensemble_bootstrap::checkpoint::atomic_write(path, text.as_bytes());
+        let _ = bossnas_runfs::write_atomic(path, text.as_bytes());
     }
 }
 

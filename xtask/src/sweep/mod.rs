@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bench_nats::GroundTruth;
-use bossnas_blocks::device::DeviceSpec;
+use bossnas_kernels::device::DeviceSpec;
 use ensemble_bootstrap::checkpoint::{RESOLVED_CONFIG, RunDir};
 use ensemble_bootstrap::config::RunConfig;
 
@@ -160,7 +160,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
         match run_point(&file, point, &cifar_root, &runs, &truth, args.quiet) {
             Ok(result) => {
                 let path = results.join(format!("{}.json", point.id()));
-                ensemble_bootstrap::checkpoint::atomic_write(
+                bossnas_runfs::write_atomic(
                     &path,
                     (serde_json::to_string_pretty(&result)? + "\n").as_bytes(),
                 )

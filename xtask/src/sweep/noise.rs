@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use bossnas_search::search::BlockRanking;
 use bossnas_search::select::{PopulationCentreSelector, RateOptions, rate_block};
 use bossnas_supernet::{BlockPath, Supernet};
-use ensemble_bootstrap::trainer::{BlockContext, BlockSelector, BoxError, SelectorFactory};
+use ensemble_bootstrap::selector::{BlockContext, BlockSelector, BoxError, SelectorFactory};
 
 /// Sub-directory of a run holding the extra rankings.
 pub const NOISE_DIR: &str = "rating-noise";
@@ -75,13 +75,10 @@ impl<S: Supernet> BlockSelector<S> for NoiseProbe {
                 &options,
             )?;
             std::fs::create_dir_all(ctx.run_dir.join(NOISE_DIR))?;
-            ensemble_bootstrap::checkpoint::atomic_write(
-                &path,
-                serde_json::to_string(&ranking)?.as_bytes(),
-            )?;
+            bossnas_runfs::write_atomic(&path, serde_json::to_string(&ranking)?.as_bytes())?;
             let spent =
                 noise_cpu_seconds(ctx.run_dir) + crate::workspace::process_cpu_seconds() - cpu0;
-            ensemble_bootstrap::checkpoint::atomic_write(
+            bossnas_runfs::write_atomic(
                 &ctx.run_dir.join(NOISE_COST_FILE),
                 format!("{spent}\n").as_bytes(),
             )?;

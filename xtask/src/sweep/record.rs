@@ -124,7 +124,7 @@ fn interval(i: bench_nats::stats::Interval) -> [f64; 2] {
 
 fn split_of(cfg: &RunConfig) -> NatsSplit {
     match space_of(cfg) {
-        bossnas_search::space::SearchSpace::Nats { split } => split,
+        hytra_space::arch::SearchSpace::Nats { split } => split,
         _ => NatsSplit::Cifar10,
     }
 }

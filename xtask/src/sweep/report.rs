@@ -439,7 +439,7 @@ pub fn write(file: &SweepFile, results_root: &Path) -> Result<PathBuf> {
         }
     }
     let path = results_root.join("report.md");
-    ensemble_bootstrap::checkpoint::atomic_write(&path, md.as_bytes())
+    bossnas_runfs::write_atomic(&path, md.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }

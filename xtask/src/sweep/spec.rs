@@ -27,7 +27,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ensemble_bootstrap::config::{DatasetKind, RunConfig, SpaceKind};
+use ensemble_bootstrap::config::{DatasetKind, RunConfig};
+use hytra_space::SpaceKind;
 use serde::Deserialize;
 
 /// A parsed sweep file.

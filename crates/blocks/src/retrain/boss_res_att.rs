@@ -1,4 +1,4 @@
-use crate::fused_norm::batch_norm;
+use bossnas_kernels::{batch_norm, conv2d_module};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -108,12 +108,11 @@ impl BossResAtt {
         };
         let h = batch_norm(
             &self.proj_bn,
-            self.peg
-                .forward(crate::fast_conv::forward(&self.proj_conv, x)),
+            self.peg.forward(conv2d_module(&self.proj_conv, x)),
         );
         let h = self.mhsa.forward(act.apply(h));
         let h = act.after_norm(&self.bn_att, h);
-        let h = batch_norm(&self.bn_out, crate::fast_conv::forward(&self.conv_out, h));
+        let h = batch_norm(&self.bn_out, conv2d_module(&self.conv_out, h));
         act.apply(h + residual)
     }
 }

@@ -1,4 +1,4 @@
-use crate::fused_norm::batch_norm;
+use bossnas_kernels::{batch_norm, conv2d_module};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -112,12 +112,9 @@ impl BossResConv {
             Some(s) => s.forward(x.clone()),
             None => x.clone(),
         };
-        let h = act.after_norm(
-            &self.bn1,
-            self.peg.forward(crate::fast_conv::forward(&self.conv1, x)),
-        );
-        let h = act.after_norm(&self.bn2, crate::fast_conv::forward(&self.conv2, h));
-        let mut h = batch_norm(&self.bn3, crate::fast_conv::forward(&self.conv3, h));
+        let h = act.after_norm(&self.bn1, self.peg.forward(conv2d_module(&self.conv1, x)));
+        let h = act.after_norm(&self.bn2, conv2d_module(&self.conv2, h));
+        let mut h = batch_norm(&self.bn3, conv2d_module(&self.conv3, h));
         if let Some(se) = &self.se {
             h = se.forward(h);
         }

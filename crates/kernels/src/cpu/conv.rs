@@ -22,8 +22,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::fast_conv::FOLD_BATCH_BELOW;
-use crate::uninit::vec_written_by;
+use crate::cpu::uninit::vec_written_by;
+use crate::dispatch::{FOLD_BATCH_BELOW, FOLD_COLS_MAX};
 
 /// Shapes and hyper-parameters of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,9 +286,6 @@ fn folds_batch(g: &Geometry) -> bool {
         && p < FOLD_BATCH_BELOW
         && (g.identity_im2col() || g.c_in * g.taps() * g.batch * p <= FOLD_COLS_MAX)
 }
-
-/// Largest batch im2col matrix (values) the folded dense path builds (32 MB of `f32`).
-pub const FOLD_COLS_MAX: usize = 8 << 20;
 
 /// Convolutions of small maps as one GEMM over the whole batch:
 /// `Y_f [Cout, B·P] = W · C [Cin·k², B·P]`, with `C` the im2col matrices of all items side by
@@ -1141,7 +1138,7 @@ mod tests {
     }
 
     /// Kernel timings (release; medians of 5):
-    /// `cargo test --release -p bossnas-blocks --lib -- --ignored --nocapture flex_conv_timing`
+    /// `cargo test --release -p bossnas-kernels --lib -- --ignored --nocapture flex_conv_timing`
     #[test]
     #[ignore = "timing, not a check"]
     fn flex_conv_timing() {

@@ -15,13 +15,11 @@
 //! `Device`; parameters stay where the modules keep them (`Conv2d::weight` of shape
 //! `[Cout, Cin, 1, 1]`), so checkpoints and parameter counts do not change. On burn-flex,
 //! plain 1×1 convs and every other dense or depthwise conv go to the dense-conv node of
-//! [`crate::dense_conv`] (the buffer kernels of [`crate::flex_conv`]); on other devices 1×1 convs use [`pointwise`] and the rest Burn's
+//! [`crate::nodes::conv`] (the buffer kernels of [`crate::cpu::conv`]); on other devices 1×1 convs use [`pointwise`] and the rest Burn's
 //! `conv2d` (grouped non-depthwise and dilated convs everywhere).
 //!
 //! `BOSSNAS_FAST_CONV` in the environment (read once per process) switches paths off for A/B
-//! runs and as a fallback should a backend misbehave (see [`Mode`]).
-
-use std::sync::OnceLock;
+//! runs and as a fallback should a backend misbehave (see [`ConvMode`]).
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -29,34 +27,7 @@ use burn::tensor::Tensor;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 
-/// Which fast paths are on, from `BOSSNAS_FAST_CONV` (read once per process):
-/// unset (or any other value): both, the default; `1x1`: [`pointwise`] only (dense convs on
-/// Burn's `conv2d`); `off`/`0`: none (every conv is Burn's `conv2d`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Burn's `conv2d` for everything.
-    Off,
-    /// Plain 1×1 convs as matmuls; everything else Burn's `conv2d`.
-    PointwiseOnly,
-    /// Dense, depthwise and 1×1 convs through [`crate::dense_conv::conv2d`] on burn-flex,
-    /// 1×1 convs as matmuls elsewhere (the default; see [`conv2d`]).
-    All,
-}
-
-/// The [`Mode`] of this process.
-pub fn mode() -> Mode {
-    static MODE: OnceLock<Mode> = OnceLock::new();
-    *MODE.get_or_init(|| match std::env::var("BOSSNAS_FAST_CONV").as_deref() {
-        Ok("off") | Ok("0") => Mode::Off,
-        Ok("1x1") => Mode::PointwiseOnly,
-        _ => Mode::All,
-    })
-}
-
-/// Whether any fast path is on (`BOSSNAS_FAST_CONV` is not `off`/`0`).
-pub fn enabled() -> bool {
-    mode() != Mode::Off
-}
+use crate::dispatch::{ConvMode, FOLD_BATCH_BELOW, conv_mode};
 
 /// Whether a convolution with this weight shape and these options is a plain 1×1
 /// (stride 1, no padding, no dilation, one group): the case [`pointwise`] computes.
@@ -71,7 +42,7 @@ pub fn is_pointwise(weight_dims: [usize; 4], options: &ConvOptions<2>) -> bool {
 
 /// Functional 2-D convolution, same contract as `burn::tensor::module::conv2d`: plain 1×1
 /// convolutions on non-flex devices go through [`pointwise`]; the others through
-/// [`crate::dense_conv::conv2d`] (see [`Mode`]).
+/// [`crate::nodes::conv::conv2d`] (see [`ConvMode`]).
 ///
 /// # Shapes
 /// - `x`: `[batch, c_in, H, W]`, `weight`: `[c_out, c_in / groups, kh, kw]`, `bias`: `[c_out]`
@@ -83,18 +54,18 @@ pub fn conv2d(
     options: ConvOptions<2>,
 ) -> Tensor<4> {
     let plain_1x1 = is_pointwise(weight.dims(), &options);
-    match mode() {
-        Mode::Off => burn_conv2d(x, weight, bias, options),
-        Mode::PointwiseOnly if plain_1x1 => pointwise(x, weight, bias),
-        Mode::PointwiseOnly => burn_conv2d(x, weight, bias, options),
-        Mode::All if plain_1x1 && !pointwise_on_node(&x) => pointwise(x, weight, bias),
-        Mode::All => crate::dense_conv::conv2d(x, weight, bias, options),
+    match conv_mode() {
+        ConvMode::Off => burn_conv2d(x, weight, bias, options),
+        ConvMode::PointwiseOnly if plain_1x1 => pointwise(x, weight, bias),
+        ConvMode::PointwiseOnly => burn_conv2d(x, weight, bias, options),
+        ConvMode::All if plain_1x1 && !pointwise_on_node(&x) => pointwise(x, weight, bias),
+        ConvMode::All => crate::nodes::conv::conv2d(x, weight, bias, options),
     }
 }
 
 /// `conv.forward(x)` for a [`Conv2d`] module, through [`conv2d`] when its padding is a fixed
 /// one (`Valid`/`Explicit`); `Same` padding keeps Burn's own forward.
-pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => [(0, 0), (0, 0)],
         PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
@@ -118,14 +89,8 @@ pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// copies into buffers that are not zero-filled (`flex_conv::folded`; the HyTra 1/32 ResAtt
 /// row went from 51 to 44 ms).
 fn pointwise_on_node(x: &Tensor<4>) -> bool {
-    crate::dense_conv::is_flex(&x.device())
+    crate::dispatch::is_flex(&x.device())
 }
-
-/// Below this many output positions per image (`H·W`), [`pointwise`] folds the batch into one
-/// GEMM. Measured on flex (release, 2 threads, forward + backward, batch 8): at 7×7,
-/// 2048 → 512 took 26 ms folded against 53 ms batched, 512 → 2048 18 vs 31 ms; at 14×14,
-/// 1024 → 256, 17 vs 19 ms (`docs/performance.md`).
-pub const FOLD_BATCH_BELOW: usize = 100;
 
 /// A 1×1 stride-1 convolution as one batched matrix product (see the module docs); for small
 /// maps (`H·W` < [`FOLD_BATCH_BELOW`]) as one matrix product over the whole batch.
@@ -269,7 +234,7 @@ mod tests {
         let mut conv = Conv2dConfig::new([6, 10], [1, 1]).init(&d);
         conv.weight = Param::from_tensor(rand([10, 6, 1, 1], &d));
         let x = rand([2, 6, 5, 5], &d);
-        let diff = rel_diff(forward(&conv, x.clone()), conv.forward(x));
+        let diff = rel_diff(conv2d_module(&conv, x.clone()), conv.forward(x));
         assert!(diff < 1e-5, "{diff}");
     }
 }

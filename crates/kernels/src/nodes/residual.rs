@@ -6,7 +6,7 @@
 //! computes `y = max(a + b, 0)` in one parallel pass into an output that is not zero-filled,
 //! keeps `y`, and hands both parents the same gradient `dy · [y > 0]` from one pass.
 //!
-//! Other devices and dtypes, and `BOSSNAS_FUSED=off` ([`crate::fused_norm::enabled`]), use
+//! Other devices and dtypes, and `BOSSNAS_FUSED=off` ([`crate::dispatch::fused_enabled`]), use
 //! Burn's `relu(a + b)`.
 
 use burn::backend::autodiff::Autodiff;
@@ -18,19 +18,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::Tensor;
 
-use crate::dense_conv::is_flex;
-use crate::flex_buffers::{contiguous_f32, flex_like, values};
-use crate::uninit::zip_map;
-
-/// `y = max(a + b, 0)`.
-pub fn add_relu_forward(a: &[f32], b: &[f32]) -> Vec<f32> {
-    zip_map(a, b, |x, y| (x + y).max(0.0))
-}
-
-/// `dy · [y > 0]`, the gradient of both summands.
-pub fn add_relu_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
-    zip_map(y, dy, |v, d| if v > 0.0 { d } else { 0.0 })
-}
+use crate::cpu::buffers::{contiguous_f32, flex_like, values};
+use crate::cpu::residual::{add_relu_backward, add_relu_forward};
+use crate::dispatch::fused_on;
 
 /// The custom operation: `relu(a + b)` differentiated as one node.
 #[backend_extension(Flex, Autodiff)]
@@ -146,7 +136,7 @@ impl<B: ResidualKernels, C: CheckpointStrategy> FusedResidualBackend for Autodif
 /// # Shapes
 /// - `a`, `b` and the output: the same shape
 pub fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
-    if a.dims() != b.dims() || !crate::fused_norm::enabled() || !is_flex(&a.device()) {
+    if a.dims() != b.dims() || !fused_on(&a.device()) {
         return burn::tensor::activation::relu(a + b);
     }
     Tensor::from_dispatch(

@@ -5,7 +5,7 @@
 //! (`gamma`, `beta`, `running_mean`, `running_var`), same running-statistics update (momentum,
 //! biased batch variance, as Burn does) and the same inference path. Only the training-mode
 //! computation on burn-flex changes: the statistics, the normalisation and the backward pass run
-//! on the buffer kernels of [`crate::flex_norm`] instead of Burn's generic composition (which
+//! on the buffer kernels of [`crate::cpu::norm`] instead of Burn's generic composition (which
 //! materialises channel-major copies; see that module).
 //!
 //! On wgpu/CUDA, in inference mode, or with `BOSSNAS_FUSED=off` in the environment it is
@@ -20,8 +20,6 @@
 //! training mode, parameters untracked) takes the untracked branch of the node: batch
 //! statistics, running-stat update, no graph.
 
-use std::sync::OnceLock;
-
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -32,9 +30,9 @@ use burn::backend::{Backend, Flex, Shape, TensorMetadata, backend_extension};
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 
-use crate::dense_conv::is_flex;
-use crate::flex_buffers::{contiguous_f32, flex_tensor, values};
-use crate::flex_norm::{self, Layout};
+use crate::cpu::buffers::{contiguous_f32, flex_tensor, values};
+use crate::cpu::norm::{self as cpu_norm, Layout};
+use crate::dispatch::fused_on;
 
 /// `(output, batch mean, biased batch variance)` of a training-mode batch norm.
 pub type BatchNormOutput<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
@@ -66,7 +64,7 @@ impl FusedBatchNormBackend for Flex {
 }
 
 /// The two kernels behind the batch-norm autodiff node. Defaults: Burn's own
-/// `batch_norm_train` and its backward (any backend); `Flex` overrides them with [`flex_norm`].
+/// `batch_norm_train` and its backward (any backend); `Flex` overrides them with [`cpu_norm`].
 pub trait BatchNormKernels: Backend {
     /// Training-mode forward (then a ReLU if `relu`).
     fn bn_forward(
@@ -157,7 +155,7 @@ impl BatchNormKernels for Flex {
                 let shape = x.shape();
                 let l = layout(&shape);
                 let (y, mean, var) =
-                    flex_norm::forward(values(&xc), values(&g), values(&b), epsilon, &l, relu);
+                    cpu_norm::forward(values(&xc), values(&g), values(&b), epsilon, &l, relu);
                 let per_channel = Shape::new([l.channels]);
                 (
                     flex_tensor(y, shape),
@@ -191,7 +189,7 @@ impl BatchNormKernels for Flex {
                 let shape = x.shape();
                 let l = layout(&shape);
                 let beta = beta.flatten();
-                let (dx, dg, db) = flex_norm::backward(
+                let (dx, dg, db) = cpu_norm::backward(
                     values(&xc),
                     values(&g),
                     values(&m),
@@ -310,19 +308,6 @@ impl<B: BatchNormKernels, C: CheckpointStrategy> FusedBatchNormBackend for Autod
     }
 }
 
-/// Whether the fused nodes (this batch norm, and SiLU / softmax of [`crate::fused_act`]) are
-/// on: `BOSSNAS_FUSED` unset or anything but `off`/`0` (read once per process; `off` is the A/B
-/// switch and the fallback should a kernel misbehave).
-pub fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        !matches!(
-            std::env::var("BOSSNAS_FUSED").as_deref(),
-            Ok("off") | Ok("0")
-        )
-    })
-}
-
 /// `bn.forward(x)` with the fused training-mode node on burn-flex (module docs).
 ///
 /// # Shapes
@@ -343,7 +328,7 @@ fn norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
     let device = x.device();
     let training = device.is_autodiff() && bn.training.is_enabled();
     let [channels] = bn.gamma.dims();
-    if !training || !enabled() || !is_flex(&device) || D < 2 || x.dims()[1] != channels {
+    if !training || !fused_on(&device) || D < 2 || x.dims()[1] != channels {
         // Burn's module: inference path, other devices, and its own shape errors.
         let y = bn.forward(x);
         return if relu {
@@ -384,6 +369,7 @@ fn norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::is_flex;
     use burn::module::{Module, Param};
     use burn::nn::BatchNormConfig;
     use burn::tensor::{Device, Distribution};

@@ -1,6 +1,6 @@
 //! Dense (`groups = 1`, non-1×1) 2-D convolution as a custom autodiff node (issue 7, CPU
 //! speed), on by default (`BOSSNAS_FAST_CONV=1x1` or `off` turns it off, see
-//! [`crate::fast_conv::Mode`]).
+//! [`crate::dispatch::ConvMode`]).
 //!
 //! Burn 0.22's autodiff node for `conv2d` calls the backend's generic `conv2d_weight_backward`
 //! (on burn-flex a *forward convolution* of the batch-swapped input with the output gradient as
@@ -8,7 +8,7 @@
 //! module registers its own node through Burn's backend-extension API (`burn/extension`, the
 //! [`DenseConvBackend`] trait), whose three kernels come from [`DenseConvKernels`]:
 //!
-//! - on burn-flex, the buffer kernels of [`crate::flex_conv`] (im2col tiles straight into
+//! - on burn-flex, the buffer kernels of [`crate::cpu::conv`] (im2col tiles straight into
 //!   `gemm`: forward, weight gradient, input gradient), about 2.7× faster than Burn's
 //!   forward + backward on the NATS conv (`docs/performance.md`);
 //! - the trait's defaults, written with backend primitives (any backend; used by flex for
@@ -28,14 +28,13 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{
-    Backend, DispatchDevice, Flex, Shape, Slice, TensorMetadata, backend_extension,
-};
+use burn::backend::{Backend, Flex, Shape, Slice, TensorMetadata, backend_extension};
+use burn::tensor::Tensor;
 use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::{Device, Tensor};
 
-use crate::flex_buffers::{contiguous_f32, flex_tensor, values};
-use crate::flex_conv;
+use crate::cpu::buffers::{contiguous_f32, flex_tensor, values};
+use crate::cpu::conv as cpu_conv;
+use crate::dispatch::is_flex;
 
 /// The custom operation: a bias-free dense 2-D convolution whose autodiff node uses
 /// [`weight_grad`] and [`input_grad`].
@@ -61,7 +60,7 @@ impl DenseConvBackend for Flex {
 
 /// The three kernels of a dense convolution used by the dense-conv autodiff node. The defaults are the
 /// tensor-primitive versions of this module (any backend); `Flex` overrides them with the
-/// buffer kernels of [`crate::flex_conv`].
+/// buffer kernels of [`crate::cpu::conv`].
 pub trait DenseConvKernels: Backend {
     /// `conv2d(x, weight, None, options)`.
     fn dense_forward(
@@ -101,13 +100,13 @@ pub trait DenseConvKernels: Backend {
     }
 }
 
-/// The [`flex_conv::Geometry`] of `conv2d(x, weight)`.
-fn geometry(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> flex_conv::Geometry {
+/// The [`cpu_conv::Geometry`] of `conv2d(x, weight)`.
+fn geometry(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> cpu_conv::Geometry {
     let [batch, c_in, h, w] = x.dims();
     let [c_out, _, kh, kw] = weight.dims();
     let [(pt, pb), (pl, pr)] = options.padding;
     let [sh, sw] = options.stride;
-    flex_conv::Geometry {
+    cpu_conv::Geometry {
         batch,
         c_in,
         h,
@@ -122,7 +121,7 @@ fn geometry(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> flex_conv::G
     }
 }
 
-/// Which buffer kernels of [`flex_conv`] compute a convolution.
+/// Which buffer kernels of [`cpu_conv`] compute a convolution.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum FlexKind {
     /// One group: im2col + GEMM.
@@ -162,9 +161,9 @@ impl DenseConvKernels for Flex {
             (Some(kind), Some(xc), Some(wc)) => {
                 let g = geometry(&xs, &ws, &options);
                 let y = match kind {
-                    FlexKind::Dense => flex_conv::forward(values(&xc), values(&wc), &g),
+                    FlexKind::Dense => cpu_conv::forward(values(&xc), values(&wc), &g),
                     FlexKind::Depthwise => {
-                        flex_conv::depthwise_forward(values(&xc), values(&wc), &g)
+                        cpu_conv::depthwise_forward(values(&xc), values(&wc), &g)
                     }
                 };
                 flex_tensor(y, [g.batch, g.c_out, g.h_out, g.w_out])
@@ -185,9 +184,9 @@ impl DenseConvKernels for Flex {
             (Some(kind), Some(xc), Some(gc)) => {
                 let g = geometry(&xs, &ws, options);
                 let dw = match kind {
-                    FlexKind::Dense => flex_conv::weight_grad(values(&xc), values(&gc), &g),
+                    FlexKind::Dense => cpu_conv::weight_grad(values(&xc), values(&gc), &g),
                     FlexKind::Depthwise => {
-                        flex_conv::depthwise_weight_grad(values(&xc), values(&gc), &g)
+                        cpu_conv::depthwise_weight_grad(values(&xc), values(&gc), &g)
                     }
                 };
                 flex_tensor(dw, ws)
@@ -209,9 +208,9 @@ impl DenseConvKernels for Flex {
             (Some(kind), Some(wc), Some(gc)) => {
                 let g = geometry(&xs, &ws, options);
                 let dx = match kind {
-                    FlexKind::Dense => flex_conv::input_grad(values(&wc), values(&gc), &g),
+                    FlexKind::Dense => cpu_conv::input_grad(values(&wc), values(&gc), &g),
                     FlexKind::Depthwise => {
-                        flex_conv::depthwise_input_grad(values(&wc), values(&gc), &g)
+                        cpu_conv::depthwise_input_grad(values(&wc), values(&gc), &g)
                     }
                 };
                 flex_tensor(dx, xs)
@@ -281,7 +280,7 @@ impl<B: DenseConvKernels, C: CheckpointStrategy> DenseConvBackend for Autodiff<B
 }
 
 /// Whether [`conv2d`] handles this dense convolution itself: one group, no dilation (any
-/// kernel, including 1×1; plain 1×1 convs on small maps fold the batch, `flex_conv::folded`).
+/// kernel, including 1×1; plain 1×1 convs on small maps fold the batch, `cpu_conv::folded`).
 pub fn is_dense(options: &ConvOptions<2>) -> bool {
     options.groups == 1 && options.dilation == [1, 1]
 }
@@ -293,16 +292,6 @@ pub fn is_depthwise(x_channels: usize, weight_dims: [usize; 4], options: &ConvOp
         && weight_dims[0] == x_channels
         && weight_dims[1] == 1
         && options.dilation == [1, 1]
-}
-
-/// Whether tensors on `device` go to burn-flex (plain or autodiff), where the node is routed.
-pub fn is_flex(device: &Device) -> bool {
-    #[allow(unreachable_patterns)]
-    match device.as_dispatch() {
-        DispatchDevice::Flex(_) => true,
-        DispatchDevice::Autodiff(inner) => matches!(inner.clone().inner(), DispatchDevice::Flex(_)),
-        _ => false,
-    }
 }
 
 /// Dense or depthwise 2-D convolution, same contract and result as
@@ -459,6 +448,7 @@ pub fn input_grad<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Device;
     use burn::tensor::Distribution;
 
     fn rand<const D: usize>(shape: [usize; D], d: &Device) -> Tensor<D> {
@@ -627,7 +617,7 @@ mod tests {
 
     /// Timing of one dense conv, forward + backward, Burn's node against ours, and of the two
     /// gradient formulations alone (release build; prints medians of 5):
-    /// `cargo test --release -p bossnas-blocks --lib -- --ignored --nocapture dense_conv_timing`
+    /// `cargo test --release -p bossnas-kernels --lib -- --ignored --nocapture dense_conv_timing`
     #[test]
     #[ignore = "timing, not a check"]
     fn dense_conv_timing() {

@@ -1,13 +1,17 @@
-//! The searched spaces as data: which space, how block paths assemble into an architecture,
-//! what it costs, and how it is written for `bossnas arch cost`.
+//! The searched spaces as data: a space with its parameters ([`SearchSpace`]), how block paths
+//! assemble into the one typed [`Architecture`] of the workspace, what it costs under a
+//! [`CostModel`], and how it is written for `bossnas arch cost` (issue 17 moved this here from
+//! the search crate, so the trainer, the search, the reports and the CLI share it).
 
-use hytra_space::Cost;
-use hytra_space::hytra::{HytraNet, NetOptions, SearchPath, SpaceVariant, supernet_path_cost};
-use hytra_space::mbconv::{MBCONV_BLOCKS, MbconvArch};
-use hytra_space::nats::{NATS_BLOCKS, NatsArch, NatsSplit};
+use crate::hytra::{HytraNet, NetOptions, SearchPath, SpaceVariant, supernet_path_cost};
+use crate::mbconv::{MBCONV_BLOCKS, MbconvArch};
+use crate::nats::{NATS_BLOCKS, NatsArch, NatsSplit};
+use crate::space::SpaceKind;
+use crate::{ArchError, Cost};
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, SearchError};
+/// Result of this module.
+pub type Result<T, E = ArchError> = std::result::Result<T, E>;
 
 /// A search space with its block structure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,13 +84,18 @@ impl Architecture {
         }
     }
 
+    /// Which space the architecture is in.
+    pub fn kind(&self) -> SpaceKind {
+        match self {
+            Architecture::Hytra(_) => SpaceKind::Hytra,
+            Architecture::Mbconv(_) => SpaceKind::Mbconv,
+            Architecture::Nats(_) => SpaceKind::Nats,
+        }
+    }
+
     /// The `--space` name of `bossnas arch cost`.
     pub fn space_name(&self) -> &'static str {
-        match self {
-            Architecture::Hytra(_) => "hytra",
-            Architecture::Mbconv(_) => "mbconv",
-            Architecture::Nats(_) => "nats",
-        }
+        self.kind().name()
     }
 }
 
@@ -101,10 +110,30 @@ impl std::fmt::Display for Architecture {
 }
 
 impl SearchSpace {
+    /// The space of `kind`; `nats_split` is used by NATS only (CIFAR-10 split when `None`).
+    pub fn new(kind: SpaceKind, nats_split: Option<NatsSplit>) -> Self {
+        match kind {
+            SpaceKind::Hytra => SearchSpace::Hytra,
+            SpaceKind::Mbconv => SearchSpace::Mbconv,
+            SpaceKind::Nats => SearchSpace::Nats {
+                split: nats_split.unwrap_or(NatsSplit::Cifar10),
+            },
+        }
+    }
+
+    /// Which space this is.
+    pub fn kind(self) -> SpaceKind {
+        match self {
+            SearchSpace::Hytra => SpaceKind::Hytra,
+            SearchSpace::Mbconv => SpaceKind::Mbconv,
+            SearchSpace::Nats { .. } => SpaceKind::Nats,
+        }
+    }
+
     /// Number of searched blocks.
     pub fn num_blocks(self) -> usize {
         match self {
-            SearchSpace::Hytra => hytra_space::hytra::NUM_BLOCKS,
+            SearchSpace::Hytra => crate::hytra::NUM_BLOCKS,
             SearchSpace::Mbconv => MBCONV_BLOCKS,
             SearchSpace::Nats { .. } => NATS_BLOCKS,
         }
@@ -112,18 +141,14 @@ impl SearchSpace {
 
     /// The `bossnas` space name.
     pub fn name(self) -> &'static str {
-        match self {
-            SearchSpace::Hytra => "hytra",
-            SearchSpace::Mbconv => "mbconv",
-            SearchSpace::Nats { .. } => "nats",
-        }
+        self.kind().name()
     }
 
     /// Joins one path per block into an architecture; fails if the combination is not in the
     /// space (HyTra: fabric steps and the executable variant).
     pub fn assemble(self, blocks: &[Vec<usize>]) -> Result<Architecture> {
         if blocks.len() != self.num_blocks() {
-            return Err(SearchError::Invalid(format!(
+            return Err(ArchError::Space(format!(
                 "{} has {} blocks, got {} block paths",
                 self.name(),
                 self.num_blocks(),
@@ -159,7 +184,7 @@ impl SearchSpace {
             (SearchSpace::Nats { split }, Architecture::Nats(a)) => (0..NATS_BLOCKS)
                 .map(|b| Ok(split.block_ops(a, b)?))
                 .collect(),
-            _ => Err(SearchError::Invalid(format!(
+            _ => Err(ArchError::Space(format!(
                 "architecture {arch} is not in the {} space",
                 self.name()
             ))),
@@ -185,14 +210,12 @@ impl SearchSpace {
     pub fn population(self, block: usize, chosen: &[Vec<usize>]) -> Result<Vec<Vec<usize>>> {
         match self {
             SearchSpace::Hytra => {
-                use hytra_space::hytra::{
-                    BlockPath, Scale, executable_population, next_block_input,
-                };
+                use crate::hytra::{BlockPath, Scale, executable_population, next_block_input};
                 let input = match block {
                     0 => Scale::S4,
                     _ => {
                         let prev = chosen.get(block - 1).ok_or_else(|| {
-                            SearchError::Invalid(format!(
+                            ArchError::Space(format!(
                                 "population of HyTra block {block} needs the best path of block {}",
                                 block - 1
                             ))
@@ -205,7 +228,7 @@ impl SearchSpace {
                     .map(|p| p.indices().to_vec())
                     .collect())
             }
-            SearchSpace::Mbconv => Ok(hytra_space::mbconv::block_population(block)?
+            SearchSpace::Mbconv => Ok(crate::mbconv::block_population(block)?
                 .map(|ops| ops.iter().map(|o| o.index()).collect())
                 .collect()),
             SearchSpace::Nats { split } => Ok(split.block_population(block)?.collect()),

@@ -11,6 +11,7 @@ use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Lock file inside a run directory.
 pub const LOCK_FILE: &str = ".lock";
@@ -39,6 +40,15 @@ pub fn create_unique_dir(parent: &Path, stem: &str) -> io::Result<PathBuf> {
         io::ErrorKind::AlreadyExists,
         format!("{MAX_SUFFIX} directories named {stem}-N already exist"),
     ))
+}
+
+/// `<prefix>-<unix seconds>`: the stem of a new run directory (training runs and suites;
+/// [`create_unique_dir`] adds `-2`, `-3`, … when runs start in the same second).
+pub fn timestamped_stem(prefix: &str) -> String {
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{prefix}-{stamp}")
 }
 
 /// Holds `<run>/.lock` exclusively for as long as any clone is alive.

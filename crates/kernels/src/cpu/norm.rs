@@ -1,5 +1,5 @@
 //! Training-mode batch-norm kernels on contiguous `f32` buffers (issue 7, CPU speed), used by
-//! the fused batch-norm node of [`crate::fused_norm`] on burn-flex.
+//! the fused batch-norm node of [`crate::nodes::norm`] on burn-flex.
 //!
 //! Burn's generic `batch_norm_train` (and its backward) computes the per-channel statistics by
 //! materialising a channel-major copy of the input (`swap_dims(0, 1)` + reshape), then runs
@@ -19,7 +19,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::uninit::vec_written_by;
+use crate::cpu::uninit::vec_written_by;
 
 /// The layout `[batch, channels, spatial]` of a contiguous NC… tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
