@@ -142,6 +142,14 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let cifar_root = data.root.expect("a located dataset has a root");
     std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
 
+    // A result made under another definition of its variant would be silently reused below.
+    for point in points
+        .iter()
+        .filter(|p| state(&results, &runs, p) == State::Done)
+    {
+        check_result_config(&results, point)?;
+    }
+
     let started = Instant::now();
     let mut failed = Vec::new();
     for point in &points {
@@ -185,6 +193,41 @@ pub fn run(args: SweepArgs) -> Result<()> {
     println!("report: {}", path.display());
     if !failed.is_empty() {
         bail!("{} point(s) failed: {}", failed.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The config a result records: the point's, with the machine's data folder shown as `<data>`.
+fn shown_config(cfg: &RunConfig) -> RunConfig {
+    let mut shown = cfg.clone();
+    shown.data.root = PathBuf::from("<data>/cifar10_jpeg");
+    shown
+}
+
+/// Refuses a finished point whose recorded config is not what the sweep file now gives its
+/// variant (e.g. the variant was edited, or it leans on a preset that changed): its result
+/// would stand for a protocol that no longer exists. Both sides are resolved through
+/// `RunConfig`, so fields added since the result was written take their defaults on both.
+fn check_result_config(results: &Path, point: &Point) -> Result<()> {
+    let path = results.join(format!("{}.json", point.id()));
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let recorded = doc["config_toml"]
+        .as_str()
+        .with_context(|| format!("{}: no config_toml", path.display()))?;
+    let same = RunConfig::from_toml_str(recorded)
+        .map(|c| c.to_toml_string() == shown_config(&point.config).to_toml_string())
+        .unwrap_or(false);
+    if !same {
+        bail!(
+            "{} was made with another config than the sweep file now gives variant {:?} \
+             (seed {}); rename the variant, or delete the result to run it again",
+            path.display(),
+            point.variant,
+            point.seed
+        );
     }
     Ok(())
 }
@@ -277,8 +320,7 @@ fn run_point(
     let per_block = vec![outcome.global_step / nblocks; blocks.len()];
     let chosen: Vec<Vec<usize>> = blocks.iter().map(|b| b.best.clone()).collect();
     let nats = outcome.nats.as_ref();
-    let mut shown = cfg.clone();
-    shown.data.root = PathBuf::from("<data>/cifar10_jpeg");
+    let shown = shown_config(&cfg);
     Ok(PointResult {
         sweep: file.name.clone(),
         variant: point.variant.clone(),
@@ -317,4 +359,46 @@ fn run_point(
         },
         config_toml: shown.to_toml_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spec::SweepFile;
+
+    const FILE: &str = r#"
+name = "t"
+seeds = [0]
+[[variant]]
+name = "a"
+family = "f"
+[variant.config]
+preset = "nats-c10-cpu"
+data = { train_subset = 64 }
+"#;
+
+    fn write_result(dir: &Path, id: &str, config_toml: &str) {
+        let doc = serde_json::json!({ "config_toml": config_toml });
+        std::fs::write(dir.join(format!("{id}.json")), doc.to_string()).unwrap();
+    }
+
+    #[test]
+    fn a_result_made_under_another_variant_definition_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let point = &SweepFile::parse(FILE).unwrap().points().unwrap()[0];
+        let recorded = shown_config(&point.config).to_toml_string();
+        write_result(tmp.path(), &point.id(), &recorded);
+        check_result_config(tmp.path(), point).unwrap();
+
+        let edited = recorded.replace("train_subset = 64", "train_subset = 128");
+        assert_ne!(edited, recorded);
+        write_result(tmp.path(), &point.id(), &edited);
+        let e = check_result_config(tmp.path(), point)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another config") && e.contains("\"a\""), "{e}");
+
+        write_result(tmp.path(), &point.id(), "not toml [");
+        assert!(check_result_config(tmp.path(), point).is_err());
+    }
 }
