@@ -122,3 +122,54 @@ fn a_log_gets_plain_lines_and_a_tool_gets_json() {
     let quiet = text(&out.stderr);
     assert!(!quiet.contains("rated") && !quiet.contains('{'), "{quiet}");
 }
+
+/// A scores file that covers part of the benchmark still correlates, but says so on stderr
+/// with the counts (issue 18): a report of n = 1,000 must not pass for one over all 32,768.
+#[test]
+fn a_partial_scores_file_is_correlated_with_a_warning_naming_the_coverage() {
+    let data = common::shared_data();
+    let full = std::fs::read_to_string(data.join("bossnas-reference/bossnas_c10_arch_scores.csv"))
+        .expect("shared reference scores");
+    let partial: String = full.lines().take(1001).map(|l| format!("{l}\n")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let scores = dir.path().join("partial.csv");
+    std::fs::write(&scores, partial).unwrap();
+    let truth = data.join("nats-sss/nats_sss_cifar10.csv");
+    let out = bossnas(&[
+        "nats",
+        "correlate",
+        "--scores",
+        scores.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "--score-column",
+        "bossnas_loss_score",
+        "--bootstrap",
+        "0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning:") && err.contains("1000 of the 32768 architectures"),
+        "{err}"
+    );
+    assert!(text(&out.stdout).contains("1000"), "{}", text(&out.stdout));
+
+    // The full file: no such warning.
+    let out = bossnas(&[
+        "nats",
+        "correlate",
+        "--scores",
+        data.join("bossnas-reference/bossnas_c10_arch_scores.csv")
+            .to_str()
+            .unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "--score-column",
+        "bossnas_loss_score",
+        "--bootstrap",
+        "0",
+    ]);
+    assert!(out.status.success());
+    assert!(!text(&out.stderr).contains("warning:"), "{}", text(&out.stderr));
+}
