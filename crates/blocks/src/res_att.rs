@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::attention::{AttentionOrientation, Mhsa, MhsaConfig};
 use crate::hytra_layers::{bn_zero_gamma, conv, param_count};
+use crate::search_entry::SearchEntryConfig;
 
 /// Entry of a [`ResAtt`] (`proj/shortcut` of the official code; `_d` at stride 2).
 pub type ResAttEntry = crate::search_entry::SearchEntry;
@@ -70,10 +71,10 @@ impl ResAttConfig {
         let attn_out = self.heads * self.dim_head;
         let out = self.out_channels;
         ResAtt {
-            entry: ResAttEntry::new(self.in_channels, attn_in, out, 1, device),
+            entry: SearchEntryConfig::new(self.in_channels, attn_in, out, 1).init(device),
             entry_down: self
                 .up_in_channels
-                .map(|c| ResAttEntry::new(c, attn_in, out, 2, device)),
+                .map(|c| SearchEntryConfig::new(c, attn_in, out, 2).init(device)),
             mhsa: MhsaConfig::new(attn_in)
                 .with_heads(self.heads)
                 .with_dim_head(self.dim_head)

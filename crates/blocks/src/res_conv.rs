@@ -9,6 +9,7 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::hytra_layers::{bn_zero_gamma, conv, param_count};
+use crate::search_entry::SearchEntryConfig;
 
 /// Entry of a [`ResConv`] (`conv1/peg/bn1/downsample` of the official code; `_d` at stride 2).
 pub type ResConvEntry = crate::search_entry::SearchEntry;
@@ -62,10 +63,10 @@ impl ResConvConfig {
     pub fn init(&self, device: &Device) -> ResConv {
         let p = self.planes;
         ResConv {
-            entry: ResConvEntry::new(self.in_channels, p, 4 * p, 1, device),
+            entry: SearchEntryConfig::new(self.in_channels, p, 4 * p, 1).init(device),
             entry_down: self
                 .up_in_channels
-                .map(|c| ResConvEntry::new(c, p, 4 * p, 2, device)),
+                .map(|c| SearchEntryConfig::new(c, p, 4 * p, 2).init(device)),
             conv2: conv(p, p, 3, 1, 1, 1, false, &None).init(device),
             bn2: BatchNormConfig::new(p).init(device),
             conv3: conv(p, 4 * p, 1, 1, 0, 1, false, &None).init(device),

@@ -80,10 +80,24 @@ pub struct MbconvChoiceLayer {
     pub candidates: Vec<InvertedResidual>,
 }
 
-impl MbconvChoiceLayer {
+/// Configuration of a [`MbconvChoiceLayer`].
+#[derive(Config, Debug)]
+pub struct MbconvChoiceLayerConfig {
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Stride of the layer.
+    pub stride: usize,
+}
+
+impl MbconvChoiceLayerConfig {
     /// Builds the layer with every candidate of [`MBCONV_CANDIDATES`].
-    pub fn new(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Self {
-        Self {
+    pub fn init(&self, device: &Device) -> MbconvChoiceLayer {
+        let c_in = self.c_in;
+        let c_out = self.c_out;
+        let stride = self.stride;
+        MbconvChoiceLayer {
             shortcut: MbconvShortcutConfig::new(c_in, c_out)
                 .with_stride(stride)
                 .init(device),
@@ -92,7 +106,9 @@ impl MbconvChoiceLayer {
                 .collect(),
         }
     }
+}
 
+impl MbconvChoiceLayer {
     /// `candidates[op](x) + shortcut(x)`. See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>, op: usize) -> Tensor<4> {
         self.candidates[op].forward(x.clone()) + self.shortcut.forward(x)
@@ -117,7 +133,7 @@ impl MbconvSupernetConfig {
                 .map(|b| {
                     bb.layer_geometry(b)
                         .into_iter()
-                        .map(|(i, o, s)| MbconvChoiceLayer::new(i, o, s, device))
+                        .map(|(i, o, s)| MbconvChoiceLayerConfig::new(i, o, s).init(device))
                         .collect()
                 })
                 .collect(),
