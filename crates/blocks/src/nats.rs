@@ -29,7 +29,7 @@
 
 use bossnas_kernels::{batch_norm, batch_norm_relu, conv2d_module};
 use burn::config::Config;
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
@@ -55,39 +55,6 @@ fn plain_conv(c_in: usize, c_out: usize, kernel: usize, stride: usize) -> Conv2d
 /// 2×2 average pool, stride 2, no padding (floor mode).
 fn avg_pool_2x2(x: Tensor<4>) -> Tensor<4> {
     avg_pool2d(x, AvgPoolOptions::new([2, 2]).with_stride([2, 2]))
-}
-
-/// Number of *trainable* scalars of any module: like PyTorch's `sum(p.numel() for p in
-/// m.parameters())`, i.e. [`Module::num_params`] without the BN running statistics (which
-/// Burn's `num_params` counts, since they are visited like parameters).
-pub fn trainable_params<M: Module>(module: &M) -> usize {
-    struct Counter {
-        path: Vec<String>,
-        total: usize,
-    }
-    impl ModuleVisitor for Counter {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let running = self
-                .path
-                .last()
-                .is_some_and(|n| n == "running_mean" || n == "running_var");
-            if !running {
-                self.total += param.lazy_shape().num_elements();
-            }
-        }
-    }
-    let mut counter = Counter {
-        path: Vec::new(),
-        total: 0,
-    };
-    module.visit(&mut counter);
-    counter.total
 }
 
 // ---------------------------------------------------------------------------------------

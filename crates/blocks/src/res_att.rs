@@ -10,7 +10,8 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::attention::{AttentionOrientation, Mhsa, MhsaConfig};
-use crate::hytra_layers::{bn_zero_gamma, conv, param_count};
+use crate::hytra_layers::{bn_zero_gamma, conv};
+use crate::params::trainable_params;
 use crate::search_entry::SearchEntryConfig;
 
 /// Entry of a [`ResAtt`] (`proj/shortcut` of the official code; `_d` at stride 2).
@@ -113,10 +114,10 @@ impl ResAtt {
 
     /// Parameters a forward at `stride` touches (entry + shared part).
     pub fn num_params_at(&self, stride: usize) -> usize {
-        param_count(self.entry_for(stride))
-            + param_count(&self.mhsa)
-            + param_count(&self.bn_att)
-            + param_count(&self.conv_out)
-            + param_count(&self.bn_out)
+        trainable_params(self.entry_for(stride))
+            + trainable_params(&self.mhsa)
+            + trainable_params(&self.bn_att)
+            + trainable_params(&self.conv_out)
+            + trainable_params(&self.bn_out)
     }
 }

@@ -8,7 +8,8 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use crate::hytra_layers::{bn_zero_gamma, conv, param_count};
+use crate::hytra_layers::{bn_zero_gamma, conv};
+use crate::params::trainable_params;
 use crate::search_entry::SearchEntryConfig;
 
 /// Entry of a [`ResConv`] (`conv1/peg/bn1/downsample` of the official code; `_d` at stride 2).
@@ -101,10 +102,10 @@ impl ResConv {
 
     /// Parameters a forward at `stride` touches (entry + shared part).
     pub fn num_params_at(&self, stride: usize) -> usize {
-        param_count(self.entry_for(stride))
-            + param_count(&self.conv2)
-            + param_count(&self.bn2)
-            + param_count(&self.conv3)
-            + param_count(&self.bn3)
+        trainable_params(self.entry_for(stride))
+            + trainable_params(&self.conv2)
+            + trainable_params(&self.bn2)
+            + trainable_params(&self.conv3)
+            + trainable_params(&self.bn3)
     }
 }

@@ -2,15 +2,16 @@
 
 use bossnas_blocks::mbconv::{
     InvertedResidualConfig, MbconvLayerConfig, MbconvShortcutConfig, MbconvStemConfig,
-    make_divisible,
 };
 use bossnas_blocks::nats::{
     InferCellConfig, NatsNetConfig, SlimInferCellConfig, SlimResBlockConfig, SlimStemConfig,
-    SlimWidthsConfig, trainable_params,
+    SlimWidthsConfig,
 };
+use bossnas_blocks::params::trainable_params;
 use bossnas_blocks::slimmable::SlimConv2dConfig;
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
+use hytra_space::mbconv::make_divisible;
 use hytra_space::nats::NatsArch;
 
 fn dev() -> Device {
