@@ -10,7 +10,7 @@ use bossnas_datasets::{DataDir, FetchPolicy, NatsFetchPolicy, ensure, ensure_nat
 use bossnas_kernels::device::DeviceSpec;
 use bossnas_search::run::{SearchRequest, search_run};
 use bossnas_search::select::PopulationCentreSelectorFactory;
-use ensemble_bootstrap::checkpoint::{METRICS, RESOLVED_CONFIG, RunDir};
+use ensemble_bootstrap::checkpoint::{METRICS, RunDir};
 use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::progress::ProgressFormat;
 use ensemble_bootstrap::selector::SelectorFactory;
@@ -61,11 +61,7 @@ pub fn run(suite: &SearchSuite, opts: &ReproduceOptions) -> Result<PathBuf> {
     // Everything that can be checked before hours of training is checked first.
     let (mut cfg, run_dir, resume) = match &opts.resume {
         Some(dir) => {
-            let path = dir.join(RESOLVED_CONFIG);
-            if !path.is_file() {
-                bail!("--resume {}: {} is missing", dir.display(), path.display());
-            }
-            let cfg = RunConfig::load(&path)?;
+            let cfg = RunConfig::load_run(dir).context("--resume")?;
             if cfg.preset.as_deref() != Some(suite.preset) {
                 bail!(
                     "--resume {}: that run used preset {:?}, suite {} uses {:?}",

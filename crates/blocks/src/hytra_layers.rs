@@ -298,38 +298,3 @@ impl DropPath {
         x * mask.div_scalar(keep)
     }
 }
-
-/// Number of trainable parameters of `module`, counted like PyTorch's `parameters()`.
-///
-/// Burn's [`Module::num_params`] also counts BatchNorm running statistics (they are visited as
-/// float tensors); this count skips every tensor stored in a field named `running_mean` or
-/// `running_var`. Only shapes are read, so lazily initialised parameters stay uninitialised.
-pub fn param_count<M: Module>(module: &M) -> usize {
-    struct Count {
-        path: Vec<String>,
-        n: usize,
-    }
-    impl burn::module::ModuleVisitor for Count {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_owned());
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let buffer = matches!(
-                self.path.last().map(String::as_str),
-                Some("running_mean" | "running_var")
-            );
-            if !buffer {
-                self.n += param.lazy_shape().num_elements();
-            }
-        }
-    }
-    let mut c = Count {
-        path: Vec::new(),
-        n: 0,
-    };
-    module.visit(&mut c);
-    c.n
-}

@@ -11,6 +11,7 @@
 // HyTra ops (search-time and retraining versions).
 pub mod attention;
 pub mod hytra_layers;
+pub mod params;
 pub mod peg;
 pub mod res_att;
 pub mod res_conv;

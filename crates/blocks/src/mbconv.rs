@@ -15,22 +15,9 @@ use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
 use burn::tensor::{Device, Tensor};
 
+use hytra_space::mbconv::{MbOp, make_divisible};
+
 use crate::slimmable::pad;
-
-/// The four MBConv candidates, by op index: `(expansion, kernel)` =
-/// `MB6_3×3_se0.25`, `MB6_5×5_se0.25`, `MB3_3×3_se0.25`, `MB3_5×5_se0.25`.
-pub const MBCONV_CANDIDATES: [(usize, usize); 4] = [(6, 3), (6, 5), (3, 3), (3, 5)];
-
-/// timm's `make_divisible`: round `v` to the nearest multiple of `divisor` (at least
-/// `divisor`), adding one more `divisor` when rounding lost more than 10 %.
-pub fn make_divisible(v: f64, divisor: usize) -> usize {
-    let d = divisor as f64;
-    let mut new_v = (((v + d / 2.0) as usize) / divisor * divisor).max(divisor);
-    if (new_v as f64) < 0.9 * v {
-        new_v += divisor;
-    }
-    new_v
-}
 
 fn conv(c_in: usize, c_out: usize, kernel: usize, stride: usize, groups: usize) -> Conv2dConfig {
     Conv2dConfig::new([c_in, c_out], [kernel, kernel])
@@ -107,9 +94,14 @@ pub struct InvertedResidualConfig {
 }
 
 impl InvertedResidualConfig {
-    /// The config of MBConv candidate `op` (see [`MBCONV_CANDIDATES`]).
+    /// The config of MBConv candidate `op` (expansion and kernel of hytra-space's [`MbOp`],
+    /// the one table of the candidates).
+    ///
+    /// # Panics
+    /// If `op` is not an MBConv op index (0..4).
     pub fn candidate(op: usize, in_channels: usize, out_channels: usize, stride: usize) -> Self {
-        let (e, k) = MBCONV_CANDIDATES[op];
+        let op = MbOp::from_index(op).expect("MBConv op index 0..4");
+        let (e, k) = (op.expansion(), op.kernel());
         Self::new(in_channels, out_channels)
             .with_kernel(k)
             .with_stride(stride)
@@ -255,7 +247,7 @@ impl MbconvShortcut {
 /// Configuration of an [`MbconvLayer`] (one fixed candidate plus its shortcut).
 #[derive(Config, Debug)]
 pub struct MbconvLayerConfig {
-    /// Candidate op index (0..4, see [`MBCONV_CANDIDATES`]).
+    /// Candidate op index (0..4, see [`MbOp`]).
     pub op: usize,
     /// Input channels.
     pub in_channels: usize,

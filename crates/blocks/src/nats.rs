@@ -29,7 +29,7 @@
 
 use bossnas_kernels::{batch_norm, batch_norm_relu, conv2d_module};
 use burn::config::Config;
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
@@ -55,39 +55,6 @@ fn plain_conv(c_in: usize, c_out: usize, kernel: usize, stride: usize) -> Conv2d
 /// 2×2 average pool, stride 2, no padding (floor mode).
 fn avg_pool_2x2(x: Tensor<4>) -> Tensor<4> {
     avg_pool2d(x, AvgPoolOptions::new([2, 2]).with_stride([2, 2]))
-}
-
-/// Number of *trainable* scalars of any module: like PyTorch's `sum(p.numel() for p in
-/// m.parameters())`, i.e. [`Module::num_params`] without the BN running statistics (which
-/// Burn's `num_params` counts, since they are visited like parameters).
-pub fn trainable_params<M: Module>(module: &M) -> usize {
-    struct Counter {
-        path: Vec<String>,
-        total: usize,
-    }
-    impl ModuleVisitor for Counter {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let running = self
-                .path
-                .last()
-                .is_some_and(|n| n == "running_mean" || n == "running_var");
-            if !running {
-                self.total += param.lazy_shape().num_elements();
-            }
-        }
-    }
-    let mut counter = Counter {
-        path: Vec::new(),
-        total: 0,
-    };
-    module.visit(&mut counter);
-    counter.total
 }
 
 // ---------------------------------------------------------------------------------------
@@ -155,16 +122,32 @@ pub struct FactorizedReduce {
     pub leading_relu: bool,
 }
 
-impl FactorizedReduce {
+/// Configuration of a [`FactorizedReduce`].
+#[derive(Config, Debug)]
+pub struct FactorizedReduceConfig {
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Whether a ReLU precedes the conv (BossNAS) or not (NATS-Bench).
+    pub leading_relu: bool,
+}
+
+impl FactorizedReduceConfig {
     /// Builds the module.
-    pub fn new(c_in: usize, c_out: usize, leading_relu: bool, device: &Device) -> Self {
-        Self {
+    pub fn init(&self, device: &Device) -> FactorizedReduce {
+        let c_in = self.c_in;
+        let c_out = self.c_out;
+        let leading_relu = self.leading_relu;
+        FactorizedReduce {
             conv: plain_conv(c_in, c_out, 1, 1).init(device),
             bn: BatchNormConfig::new(c_out).init(device),
             leading_relu,
         }
     }
+}
 
+impl FactorizedReduce {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = if self.leading_relu { relu(x) } else { x };
@@ -196,8 +179,9 @@ impl InferCellConfig {
             n1_n2: inner.init(device),
             n1_n3: inner.init(device),
             n2_n3: inner.init(device),
-            skip: (self.c_in != self.c_out)
-                .then(|| FactorizedReduce::new(self.c_in, self.c_out, self.skip_relu, device)),
+            skip: (self.c_in != self.c_out).then(|| {
+                FactorizedReduceConfig::new(self.c_in, self.c_out, self.skip_relu).init(device)
+            }),
         }
     }
 }
@@ -253,10 +237,21 @@ pub struct NatsResBlock {
     pub down: Conv2d,
 }
 
-impl NatsResBlock {
+/// Configuration of a [`NatsResBlock`].
+#[derive(Config, Debug)]
+pub struct NatsResBlockConfig {
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+}
+
+impl NatsResBlockConfig {
     /// Builds the block.
-    pub fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
-        Self {
+    pub fn init(&self, device: &Device) -> NatsResBlock {
+        let c_in = self.c_in;
+        let c_out = self.c_out;
+        NatsResBlock {
             conv_a: ReluConvBnConfig::new(c_in, c_out)
                 .with_stride(2)
                 .init(device),
@@ -264,7 +259,9 @@ impl NatsResBlock {
             down: plain_conv(c_in, c_out, 1, 1).init(device),
         }
     }
+}
 
+impl NatsResBlock {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let branch = self.conv_b.forward(self.conv_a.forward(x.clone()));
@@ -302,9 +299,9 @@ impl NatsNetConfig {
             stem_conv: plain_conv(3, c0, 3, 1).init(device),
             stem_bn: BatchNormConfig::new(c0).init(device),
             cell0: cell(c0, c0),
-            res1: NatsResBlock::new(c0, c1, device),
+            res1: NatsResBlockConfig::new(c0, c1).init(device),
             cell2: cell(c1, c2),
-            res3: NatsResBlock::new(c2, c3, device),
+            res3: NatsResBlockConfig::new(c2, c3).init(device),
             cell4: cell(c3, c4),
             head_bn: BatchNormConfig::new(c4).init(device),
             classifier: LinearConfig::new(c4, self.num_classes).init(device),
@@ -397,18 +394,34 @@ pub struct SlimReluConvBn {
     pub bn: SwitchableBatchNorm,
 }
 
-impl SlimReluConvBn {
+/// Configuration of a [`SlimReluConvBn`].
+#[derive(Config, Debug)]
+pub struct SlimReluConvBnConfig {
+    /// The candidate widths (the conv is built at the largest).
+    pub widths: SlimWidthsConfig,
+    /// Conv kernel size.
+    pub kernel: usize,
+    /// Conv stride.
+    pub stride: usize,
+}
+
+impl SlimReluConvBnConfig {
     /// Builds the layer with a `kernel × kernel` conv of the given stride.
-    pub fn new(widths: &SlimWidthsConfig, kernel: usize, stride: usize, device: &Device) -> Self {
+    pub fn init(&self, device: &Device) -> SlimReluConvBn {
+        let widths = &self.widths;
+        let kernel = self.kernel;
+        let stride = self.stride;
         let m = widths.max();
-        Self {
+        SlimReluConvBn {
             conv: SlimConv2dConfig::new(m, m, kernel)
                 .with_stride(stride)
                 .init(device),
             bn: SwitchableBatchNormConfig::new(widths.widths.clone()).init(device),
         }
     }
+}
 
+impl SlimReluConvBn {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>, out_idx: usize) -> Tensor<4> {
         self.forward_activated(relu(x), out_idx)
@@ -469,7 +482,7 @@ pub struct SlimInferCellConfig {
 impl SlimInferCellConfig {
     /// Builds the cell at the largest width.
     pub fn init(&self, device: &Device) -> SlimInferCell {
-        let edge = || SlimReluConvBn::new(&self.widths, 3, 1, device);
+        let edge = || SlimReluConvBnConfig::new(self.widths.clone(), 3, 1).init(device);
         let m = self.widths.max();
         SlimInferCell {
             n0_n1: edge(),
@@ -546,17 +559,27 @@ pub struct SlimResBlock {
     pub down: SlimConv2d,
 }
 
-impl SlimResBlock {
+/// Configuration of a [`SlimResBlock`].
+#[derive(Config, Debug)]
+pub struct SlimResBlockConfig {
+    /// The candidate widths (the block is built at the largest).
+    pub widths: SlimWidthsConfig,
+}
+
+impl SlimResBlockConfig {
     /// Builds the block at the largest width.
-    pub fn new(widths: &SlimWidthsConfig, device: &Device) -> Self {
+    pub fn init(&self, device: &Device) -> SlimResBlock {
+        let widths = &self.widths;
         let m = widths.max();
-        Self {
-            conv_a: SlimReluConvBn::new(widths, 3, 2, device),
-            conv_b: SlimReluConvBn::new(widths, 3, 1, device),
+        SlimResBlock {
+            conv_a: SlimReluConvBnConfig::new(widths.clone(), 3, 2).init(device),
+            conv_b: SlimReluConvBnConfig::new(widths.clone(), 3, 1).init(device),
             down: SlimConv2dConfig::new(m, m, 1).init(device),
         }
     }
+}
 
+impl SlimResBlock {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>, out_idx: usize) -> Tensor<4> {
         let branch = self.conv_a.forward(x.clone(), out_idx);
@@ -579,15 +602,25 @@ pub struct SlimStem {
     pub bn: SwitchableBatchNorm,
 }
 
-impl SlimStem {
+/// Configuration of a [`SlimStem`].
+#[derive(Config, Debug)]
+pub struct SlimStemConfig {
+    /// The candidate widths (the stem is built at the largest).
+    pub widths: SlimWidthsConfig,
+}
+
+impl SlimStemConfig {
     /// Builds the stem.
-    pub fn new(widths: &SlimWidthsConfig, device: &Device) -> Self {
-        Self {
+    pub fn init(&self, device: &Device) -> SlimStem {
+        let widths = &self.widths;
+        SlimStem {
             conv: SlimConv2dConfig::new(3, widths.max(), 3).init(device),
             bn: SwitchableBatchNormConfig::new(widths.widths.clone()).init(device),
         }
     }
+}
 
+impl SlimStem {
     /// See the type-level `# Shapes`.
     pub fn forward(&self, images: Tensor<4>, idx: usize) -> Tensor<4> {
         let c = width_of(&self.bn, idx);

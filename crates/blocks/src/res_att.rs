@@ -10,7 +10,9 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::attention::{AttentionOrientation, Mhsa, MhsaConfig};
-use crate::hytra_layers::{bn_zero_gamma, conv, param_count};
+use crate::hytra_layers::{bn_zero_gamma, conv};
+use crate::params::trainable_params;
+use crate::search_entry::SearchEntryConfig;
 
 /// Entry of a [`ResAtt`] (`proj/shortcut` of the official code; `_d` at stride 2).
 pub type ResAttEntry = crate::search_entry::SearchEntry;
@@ -70,10 +72,10 @@ impl ResAttConfig {
         let attn_out = self.heads * self.dim_head;
         let out = self.out_channels;
         ResAtt {
-            entry: ResAttEntry::new(self.in_channels, attn_in, out, 1, device),
+            entry: SearchEntryConfig::new(self.in_channels, attn_in, out, 1).init(device),
             entry_down: self
                 .up_in_channels
-                .map(|c| ResAttEntry::new(c, attn_in, out, 2, device)),
+                .map(|c| SearchEntryConfig::new(c, attn_in, out, 2).init(device)),
             mhsa: MhsaConfig::new(attn_in)
                 .with_heads(self.heads)
                 .with_dim_head(self.dim_head)
@@ -112,10 +114,10 @@ impl ResAtt {
 
     /// Parameters a forward at `stride` touches (entry + shared part).
     pub fn num_params_at(&self, stride: usize) -> usize {
-        param_count(self.entry_for(stride))
-            + param_count(&self.mhsa)
-            + param_count(&self.bn_att)
-            + param_count(&self.conv_out)
-            + param_count(&self.bn_out)
+        trainable_params(self.entry_for(stride))
+            + trainable_params(&self.mhsa)
+            + trainable_params(&self.bn_att)
+            + trainable_params(&self.conv_out)
+            + trainable_params(&self.bn_out)
     }
 }

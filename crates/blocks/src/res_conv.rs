@@ -8,7 +8,9 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use crate::hytra_layers::{bn_zero_gamma, conv, param_count};
+use crate::hytra_layers::{bn_zero_gamma, conv};
+use crate::params::trainable_params;
+use crate::search_entry::SearchEntryConfig;
 
 /// Entry of a [`ResConv`] (`conv1/peg/bn1/downsample` of the official code; `_d` at stride 2).
 pub type ResConvEntry = crate::search_entry::SearchEntry;
@@ -62,10 +64,10 @@ impl ResConvConfig {
     pub fn init(&self, device: &Device) -> ResConv {
         let p = self.planes;
         ResConv {
-            entry: ResConvEntry::new(self.in_channels, p, 4 * p, 1, device),
+            entry: SearchEntryConfig::new(self.in_channels, p, 4 * p, 1).init(device),
             entry_down: self
                 .up_in_channels
-                .map(|c| ResConvEntry::new(c, p, 4 * p, 2, device)),
+                .map(|c| SearchEntryConfig::new(c, p, 4 * p, 2).init(device)),
             conv2: conv(p, p, 3, 1, 1, 1, false, &None).init(device),
             bn2: BatchNormConfig::new(p).init(device),
             conv3: conv(p, 4 * p, 1, 1, 0, 1, false, &None).init(device),
@@ -100,10 +102,10 @@ impl ResConv {
 
     /// Parameters a forward at `stride` touches (entry + shared part).
     pub fn num_params_at(&self, stride: usize) -> usize {
-        param_count(self.entry_for(stride))
-            + param_count(&self.conv2)
-            + param_count(&self.bn2)
-            + param_count(&self.conv3)
-            + param_count(&self.bn3)
+        trainable_params(self.entry_for(stride))
+            + trainable_params(&self.conv2)
+            + trainable_params(&self.bn2)
+            + trainable_params(&self.conv3)
+            + trainable_params(&self.bn3)
     }
 }

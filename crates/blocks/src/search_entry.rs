@@ -5,6 +5,7 @@
 //! official ResConv, `proj/shortcut` resp. `proj_d/shortcut_d` of the official ResAtt).
 
 use bossnas_kernels::{batch_norm_relu, conv2d_module};
+use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
@@ -32,9 +33,26 @@ pub struct SearchEntry {
     pub shortcut: Option<ConvBnAct>,
 }
 
-impl SearchEntry {
+/// Configuration of a [`SearchEntry`].
+#[derive(Config, Debug)]
+pub struct SearchEntryConfig {
+    /// Input channels.
+    pub c_in: usize,
+    /// Channels of the branch.
+    pub mid: usize,
+    /// Channels of the shortcut (the block output).
+    pub out: usize,
+    /// Stride, 1 or 2.
+    pub stride: usize,
+}
+
+impl SearchEntryConfig {
     /// An entry from `c_in` channels to a `mid`-channel branch and an `out`-channel shortcut.
-    pub fn new(c_in: usize, mid: usize, out: usize, stride: usize, device: &Device) -> Self {
+    pub fn init(&self, device: &Device) -> SearchEntry {
+        let c_in = self.c_in;
+        let mid = self.mid;
+        let out = self.out;
+        let stride = self.stride;
         let shortcut = if stride == 2 {
             Some(
                 ConvBnActConfig::new([c_in, out])
@@ -48,14 +66,16 @@ impl SearchEntry {
         } else {
             None
         };
-        Self {
+        SearchEntry {
             conv: conv(c_in, mid, 1, 1, 0, 1, false, &None).init(device),
             peg: PegConfig::new(mid).with_stride(stride).init(device),
             bn: BatchNormConfig::new(mid).init(device),
             shortcut,
         }
     }
+}
 
+impl SearchEntry {
     /// Returns `(relu(bn(peg(conv(x)))), shortcut(x))`: the branch with the ReLU both ops apply
     /// next (fused into the batch-norm node), and the shortcut.
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {

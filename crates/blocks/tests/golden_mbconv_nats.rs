@@ -7,7 +7,7 @@
 
 use bossnas_blocks::mbconv::MbconvLayerConfig;
 use bossnas_blocks::nats::{
-    InferCellConfig, SlimInferCellConfig, SlimReluConvBn, SlimResBlock, SlimWidthsConfig,
+    InferCellConfig, SlimInferCellConfig, SlimReluConvBn, SlimResBlockConfig, SlimWidthsConfig,
 };
 use bossnas_blocks::slimmable::SlimConv2d;
 use burn::module::{Module, Param, RunningState};
@@ -186,7 +186,7 @@ fn slimmable_nats_cell_and_res_block_match_pytorch() {
         for (i, bn) in cell.reduce.bn.bns.iter_mut().enumerate() {
             f.bn(bn, &format!("cell.reduce.bns.{i}"));
         }
-        let mut res = SlimResBlock::new(&widths, dev);
+        let mut res = SlimResBlockConfig::new(widths.clone()).init(dev);
         f.slim_rcb(&mut res.conv_a, "res.conv_a");
         f.slim_rcb(&mut res.conv_b, "res.conv_b");
         f.slim_conv(&mut res.down, "res.down");

@@ -1,7 +1,8 @@
 //! Shapes, init invariants and parameter counts of the HyTra blocks (tiny widths).
 
 use bossnas_blocks::attention::{AttentionOrientation, MhsaConfig};
-use bossnas_blocks::hytra_layers::{Act, DropPath, SqueezeExciteConfig, param_count};
+use bossnas_blocks::hytra_layers::{Act, DropPath, SqueezeExciteConfig};
+use bossnas_blocks::params::trainable_params;
 use bossnas_blocks::peg::PegConfig;
 use bossnas_blocks::res_att::ResAttConfig;
 use bossnas_blocks::res_conv::ResConvConfig;
@@ -27,7 +28,7 @@ fn peg_and_mhsa_shapes() {
     assert_eq!(p2.forward(x.clone()).dims(), [2, 8, 4, 4]);
     assert_eq!(p2.forward(randn([2, 8, 7, 7])).dims(), [2, 8, 4, 4]);
     // dw 3x3 + bias
-    assert_eq!(param_count(&p1), 8 * 9 + 8);
+    assert_eq!(trainable_params(&p1), 8 * 9 + 8);
     for o in [
         AttentionOrientation::Standard,
         AttentionOrientation::SearchCode,
@@ -93,19 +94,19 @@ fn search_op_param_counts_full_width() {
     let c8 = ResConvConfig::new(512, 128)
         .with_up_in_channels(Some(256))
         .init(&d);
-    assert_eq!(param_count(&c8), 1_496_320);
+    assert_eq!(trainable_params(&c8), 1_496_320);
     let c4 = ResConvConfig::new(256, 64).init(&d);
-    assert_eq!(param_count(&c4), 71_040);
+    assert_eq!(trainable_params(&c4), 71_040);
     let a32 = ResAttConfig::new(2048, 2048)
         .with_heads(8)
         .with_up_in_channels(Some(1024))
         .init(&d);
-    assert_eq!(param_count(&a32), 22_303_744);
+    assert_eq!(trainable_params(&a32), 22_303_744);
     let a16 = ResAttConfig::new(1024, 1024)
         .with_heads(4)
         .with_up_in_channels(Some(512))
         .init(&d);
-    assert_eq!(param_count(&a16), 5_581_312);
+    assert_eq!(trainable_params(&a16), 5_581_312);
     // spec §2.5: stride-1 / stride-2 parameters used (rounded to 0.01 M).
     let m = |n: usize| (n as f64 / 1e4).round() / 100.0;
     assert_eq!(m(a32.num_params_at(1)), 2.89);
@@ -132,7 +133,7 @@ fn stem_and_adapters() {
         (64, 1, 4_288),
     ] {
         assert_eq!(
-            param_count(&StemAdapterConfig::new(64, c, stride).init(&d)),
+            trainable_params(&StemAdapterConfig::new(64, c, stride).init(&d)),
             n
         );
     }
@@ -155,7 +156,7 @@ fn retrain_blocks_shapes_and_counts() {
     assert!(a.shortcut.is_none());
     assert_eq!(a.forward(randn([2, 16, 4, 4])).dims(), [2, 16, 4, 4]);
     // timm SEModule: reduction 16, at least 8 channels, conv biases.
-    let se = |ch: usize| param_count(&SqueezeExciteConfig::new(ch).init(&d));
+    let se = |ch: usize| trainable_params(&SqueezeExciteConfig::new(ch).init(&d));
     assert_eq!(se(256), 256 * 16 * 2 + 16 + 256);
     assert_eq!(se(64), 64 * 8 * 2 + 8 + 64);
 }

@@ -2,15 +2,16 @@
 
 use bossnas_blocks::mbconv::{
     InvertedResidualConfig, MbconvLayerConfig, MbconvShortcutConfig, MbconvStemConfig,
-    make_divisible,
 };
 use bossnas_blocks::nats::{
-    InferCellConfig, NatsNetConfig, SlimInferCellConfig, SlimResBlock, SlimStem, SlimWidthsConfig,
-    trainable_params,
+    InferCellConfig, NatsNetConfig, SlimInferCellConfig, SlimResBlockConfig, SlimStemConfig,
+    SlimWidthsConfig,
 };
+use bossnas_blocks::params::trainable_params;
 use bossnas_blocks::slimmable::SlimConv2dConfig;
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
+use hytra_space::mbconv::make_divisible;
 use hytra_space::nats::NatsArch;
 
 fn dev() -> Device {
@@ -85,7 +86,7 @@ fn slimmable_layers_slice_their_shared_weights() {
         conv.forward(images([2, 4, 8, 8], &d), 6).dims(),
         [2, 6, 8, 8]
     );
-    let stem = SlimStem::new(&widths, &d);
+    let stem = SlimStemConfig::new(widths.clone()).init(&d);
     assert_eq!(
         stem.forward(images([2, 3, 8, 8], &d), 1).dims(),
         [2, 4, 8, 8]
@@ -101,7 +102,7 @@ fn slimmable_layers_slice_their_shared_weights() {
         let y = cell.forward(images([2, [2, 4, 6, 8][i], 8, 8], &d), i, o);
         assert_eq!(y.dims(), [2, [2, 4, 6, 8][o], 8, 8]);
     }
-    let res = SlimResBlock::new(&widths, &d);
+    let res = SlimResBlockConfig::new(widths.clone()).init(&d);
     assert_eq!(
         res.forward(images([2, 6, 8, 8], &d), 0).dims(),
         [2, 2, 4, 4]

@@ -259,14 +259,19 @@ fn parse_hytra(text: &str, encoding: HytraEncoding) -> Result<ParsedHytra> {
     };
     match encoding {
         HytraEncoding::Search => as_search().context("reading --arch as a HyTra search path"),
-        HytraEncoding::Retrain => as_retrain().context("reading --arch as a HyTra retraining encoding"),
-        HytraEncoding::Auto => match as_search() {
-            Ok(p) => Ok(p),
-            Err(search_err) => as_retrain().map_err(|retrain_err| {
-                anyhow!(
-                    "{t:?} is neither a HyTra search path ({search_err:#}) nor a retraining encoding ({retrain_err:#})"
-                )
+        HytraEncoding::Retrain => {
+            as_retrain().context("reading --arch as a HyTra retraining encoding")
+        }
+        HytraEncoding::Auto => match HytraNet::parse_data(t) {
+            Ok((net, Some(path))) => Ok(ParsedHytra {
+                label: path.to_string(),
+                net,
+                search_path: Some(path),
             }),
+            Ok((net, None)) => Ok(from_net(net.encoding.to_string(), net)),
+            Err([search_err, retrain_err]) => Err(anyhow!(
+                "{t:?} is neither a HyTra search path ({search_err}) nor a retraining encoding ({retrain_err})"
+            )),
         },
     }
 }

@@ -66,15 +66,7 @@ fn load_config(spec: &str) -> Result<RunConfig> {
 pub fn run(args: TrainArgs) -> Result<()> {
     let (mut cfg, run_dir, resume) = match &args.resume {
         Some(dir) => {
-            let path = dir.join(ensemble_bootstrap::checkpoint::RESOLVED_CONFIG);
-            if !path.is_file() {
-                bail!(
-                    "{} is not a run directory: {} is missing",
-                    dir.display(),
-                    path.display()
-                );
-            }
-            let cfg = RunConfig::load(&path)?;
+            let cfg = RunConfig::load_run(dir)?;
             (cfg, dir.clone(), true)
         }
         None => {

@@ -47,6 +47,14 @@ pub enum ConfigError {
         /// The name given.
         name: String,
     },
+    /// A folder given as a run directory has no resolved configuration.
+    #[error("{} is not a run directory: {} is missing", dir.display(), missing.display())]
+    NotARun {
+        /// The folder.
+        dir: PathBuf,
+        /// The file that is not there.
+        missing: PathBuf,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -635,6 +643,21 @@ impl RunConfig {
         serde_json::to_string_pretty(self).expect("RunConfig serialises to JSON")
     }
 
+    /// The configuration of the run directory `dir` (its `config.resolved.toml`), for
+    /// `--resume` of `bossnas train` and `cargo xtask reproduce`; a folder without one is
+    /// [`ConfigError::NotARun`].
+    pub fn load_run(dir: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let dir = dir.as_ref();
+        let path = dir.join(crate::checkpoint::RESOLVED_CONFIG);
+        if !path.is_file() {
+            return Err(ConfigError::NotARun {
+                dir: dir.to_path_buf(),
+                missing: path,
+            });
+        }
+        Self::load(&path)
+    }
+
     /// Writes `config.resolved.toml` into `dir` atomically; returns its path.
     pub fn save_resolved(&self, dir: impl AsRef<Path>) -> Result<PathBuf, ConfigError> {
         let path = dir.as_ref().join(crate::checkpoint::RESOLVED_CONFIG);
@@ -1094,9 +1117,15 @@ mod tests {
     fn save_resolved_and_load_file() {
         let dir = tempfile::tempdir().unwrap();
         let c = RunConfig::preset("nats-c10-cpu").unwrap();
+        let e = RunConfig::load_run(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("is not a run directory") && e.contains("config.resolved.toml"),
+            "{e}"
+        );
         let p = c.save_resolved(dir.path()).unwrap();
         assert!(p.ends_with("config.resolved.toml"));
         assert_eq!(RunConfig::load(&p).unwrap(), c);
+        assert_eq!(RunConfig::load_run(dir.path()).unwrap(), c);
         assert_eq!(
             RunConfig::from_preset_or_file(p.to_str().unwrap()).unwrap(),
             c

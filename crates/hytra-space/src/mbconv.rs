@@ -479,14 +479,17 @@ impl Default for MbconvCostOptions {
     }
 }
 
-/// timm `make_divisible`: round to the nearest multiple of `divisor`, never below `divisor`
-/// and never more than 10 % below `v`. Gives the MBConv hidden width `make_divisible(in·e, 8)`.
-pub fn make_divisible(v: usize, divisor: usize) -> usize {
-    let mut n = ((v + divisor / 2) / divisor * divisor).max(divisor);
-    if 10 * n < 9 * v {
-        n += divisor;
+/// timm's `make_divisible`: round `v` to the nearest multiple of `divisor` (at least
+/// `divisor`), adding one more `divisor` when rounding lost more than 10 %. Gives the MBConv
+/// hidden width `make_divisible(in·e, 8)` and the modules' SE width `make_divisible(in·0.25, 1)`
+/// (the one definition: the Burn modules of `bossnas-blocks` call this too).
+pub fn make_divisible(v: f64, divisor: usize) -> usize {
+    let d = divisor as f64;
+    let mut new_v = (((v + d / 2.0) as usize) / divisor * divisor).max(divisor);
+    if (new_v as f64) < 0.9 * v {
+        new_v += divisor;
     }
-    n
+    new_v
 }
 
 /// SE reduced width: `max(1, ⌊in_chs · 0.25⌋)` of the layer's *input* width.
@@ -510,7 +513,7 @@ fn inverted_residual_cost(
     se: bool,
     side: usize,
 ) -> (Cost, usize) {
-    let mid = make_divisible(in_chs * expansion, 8);
+    let mid = make_divisible((in_chs * expansion) as f64, 8);
     let out = conv_out(side, kernel, stride, kernel / 2);
     let mut c = conv2d(in_chs, mid, 1, 1, false, side, side) + batch_norm(mid);
     c += conv2d(mid, mid, kernel, mid, false, out, out) + batch_norm(mid);
@@ -864,8 +867,8 @@ mod tests {
             })
         );
         assert_eq!((last_layer().in_chs, last_layer().out_chs), (192, 320));
-        assert_eq!(make_divisible(16 * 6, 8), 96);
-        assert_eq!(make_divisible(112 * 3, 8), 336);
+        assert_eq!(make_divisible((16 * 6) as f64, 8), 96);
+        assert_eq!(make_divisible((112 * 3) as f64, 8), 336);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use hytra_space::hytra::{HytraNet, NetOptions, RetrainEncoding, SearchPath};
+use hytra_space::hytra::HytraNet;
 use hytra_space::mbconv::MbconvArch;
 use hytra_space::nats::NatsArch;
 use serde_json::{Value, json};
@@ -116,21 +116,15 @@ impl ArchSpec {
     }
 
     fn parse_hytra_data(t: &str) -> Result<Self, RetrainError> {
-        match SearchPath::parse(t) {
-            Ok(p) => Ok(ArchSpec::Hytra(HytraNet::from_search_path(
-                &p,
-                NetOptions::DEFAULT,
-            ))),
-            Err(search_err) => match RetrainEncoding::parse(t) {
-                Ok(enc) => Ok(ArchSpec::Hytra(HytraNet::new(enc, NetOptions::DEFAULT))),
-                Err(enc_err) => Err(bad(
-                    t,
-                    format!(
-                        "neither an MBConv code, a HyTra search path ({search_err}) nor a \
-                         retraining encoding ({enc_err})"
-                    ),
-                )),
-            },
+        match HytraNet::parse_data(t) {
+            Ok((net, _)) => Ok(ArchSpec::Hytra(net)),
+            Err([search_err, enc_err]) => Err(bad(
+                t,
+                format!(
+                    "neither an MBConv code, a HyTra search path ({search_err}) nor a \
+                     retraining encoding ({enc_err})"
+                ),
+            )),
         }
     }
 

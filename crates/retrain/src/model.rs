@@ -40,7 +40,7 @@ impl RetrainNet {
 
     /// Trainable parameters (BN running statistics excluded).
     pub fn num_params(&self) -> usize {
-        bossnas_blocks::nats::trainable_params(self)
+        bossnas_blocks::params::trainable_params(self)
     }
 }
 

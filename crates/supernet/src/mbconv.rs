@@ -2,14 +2,14 @@
 //! network of an [`MbconvArch`].
 //!
 //! Stem (fixed) → five searched blocks of 2/4/4/4/4 layers (widths 24/40/80/112/192, first
-//! layer strides 2/2/2/1/2) with four candidates per layer ([`MBCONV_CANDIDATES`]) → the
+//! layer strides 2/2/2/1/2) with four candidates per layer ([`MbOp`](hytra_space::mbconv::MbOp)) → the
 //! fixed last block (one MB6 3×3 layer to 320, never searched). Every supernet layer has a
 //! residual; its shortcut ([`MbconvShortcut`]) is one module per layer shared by the four
 //! candidates. Block populations: `4^layers` = 16 / 256.
 
 use bossnas_blocks::mbconv::{
-    InvertedResidual, InvertedResidualConfig, MBCONV_CANDIDATES, MbconvLayer, MbconvLayerConfig,
-    MbconvShortcut, MbconvShortcutConfig, MbconvStem, MbconvStemConfig,
+    InvertedResidual, InvertedResidualConfig, MbconvLayer, MbconvLayerConfig, MbconvShortcut,
+    MbconvShortcutConfig, MbconvStem, MbconvStemConfig,
 };
 use bossnas_kernels::batch_norm;
 use bossnas_kernels::silu;
@@ -18,6 +18,7 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
+use hytra_space::mbconv::MBCONV_OPS;
 use hytra_space::mbconv::MbconvArch;
 
 use crate::{BlockPath, Supernet};
@@ -80,19 +81,35 @@ pub struct MbconvChoiceLayer {
     pub candidates: Vec<InvertedResidual>,
 }
 
-impl MbconvChoiceLayer {
-    /// Builds the layer with every candidate of [`MBCONV_CANDIDATES`].
-    pub fn new(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Self {
-        Self {
+/// Configuration of a [`MbconvChoiceLayer`].
+#[derive(Config, Debug)]
+pub struct MbconvChoiceLayerConfig {
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Stride of the layer.
+    pub stride: usize,
+}
+
+impl MbconvChoiceLayerConfig {
+    /// Builds the layer with every candidate of [`MbOp`](hytra_space::mbconv::MbOp).
+    pub fn init(&self, device: &Device) -> MbconvChoiceLayer {
+        let c_in = self.c_in;
+        let c_out = self.c_out;
+        let stride = self.stride;
+        MbconvChoiceLayer {
             shortcut: MbconvShortcutConfig::new(c_in, c_out)
                 .with_stride(stride)
                 .init(device),
-            candidates: (0..MBCONV_CANDIDATES.len())
+            candidates: (0..MBCONV_OPS)
                 .map(|op| InvertedResidualConfig::candidate(op, c_in, c_out, stride).init(device))
                 .collect(),
         }
     }
+}
 
+impl MbconvChoiceLayer {
     /// `candidates[op](x) + shortcut(x)`. See the type-level `# Shapes`.
     pub fn forward(&self, x: Tensor<4>, op: usize) -> Tensor<4> {
         self.candidates[op].forward(x.clone()) + self.shortcut.forward(x)
@@ -117,7 +134,7 @@ impl MbconvSupernetConfig {
                 .map(|b| {
                     bb.layer_geometry(b)
                         .into_iter()
-                        .map(|(i, o, s)| MbconvChoiceLayer::new(i, o, s, device))
+                        .map(|(i, o, s)| MbconvChoiceLayerConfig::new(i, o, s).init(device))
                         .collect()
                 })
                 .collect(),
@@ -147,7 +164,7 @@ impl MbconvSupernet {
     /// Latin square). The search crate draws random permutations instead; this fixed set
     /// is what tests use to execute every op of every layer with 4 forwards per block.
     pub fn fair_paths(&self, block: usize) -> Vec<BlockPath> {
-        let n = MBCONV_CANDIDATES.len();
+        let n = MBCONV_OPS;
         let layers = self.blocks[block].len();
         (0..n)
             .map(|p| (0..layers).map(|l| (p + l) % n).collect())
@@ -185,7 +202,7 @@ impl Supernet for MbconvSupernet {
 
     /// All `4^L` paths in lexicographic order (first layer slowest, BossNAS `all_op_encoding`).
     fn population(&self, block: usize, _chosen: &[BlockPath]) -> Vec<BlockPath> {
-        let n = MBCONV_CANDIDATES.len();
+        let n = MBCONV_OPS;
         let layers = self.blocks[block].len();
         (0..n.pow(layers as u32))
             .map(|mut code| {

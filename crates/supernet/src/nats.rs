@@ -15,8 +15,8 @@
 //! `[batch, 3, H, W]`.
 
 use bossnas_blocks::nats::{
-    NatsNet, NatsNetConfig, SlimInferCell, SlimInferCellConfig, SlimResBlock, SlimStem,
-    SlimWidthsConfig,
+    NatsNet, NatsNetConfig, SlimInferCell, SlimInferCellConfig, SlimResBlock, SlimResBlockConfig,
+    SlimStem, SlimStemConfig, SlimWidthsConfig,
 };
 use burn::config::Config;
 use burn::module::Module;
@@ -50,11 +50,11 @@ impl NatsSupernetConfig {
                 .init(device)
         };
         NatsSupernet {
-            stem: SlimStem::new(&self.widths, device),
+            stem: SlimStemConfig::new(self.widths.clone()).init(device),
             cell0: cell(),
-            res1: SlimResBlock::new(&self.widths, device),
+            res1: SlimResBlockConfig::new(self.widths.clone()).init(device),
             cell2: cell(),
-            res3: SlimResBlock::new(&self.widths, device),
+            res3: SlimResBlockConfig::new(self.widths.clone()).init(device),
             cell4: cell(),
             block_layers: self.split.block_layers(),
             widths: self.widths.widths.clone(),

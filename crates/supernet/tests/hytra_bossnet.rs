@@ -1,6 +1,6 @@
 //! Stand-alone HyTra children (BossNet): parameter counts and shapes.
 
-use bossnas_blocks::hytra_layers::param_count;
+use bossnas_blocks::params::trainable_params;
 use bossnas_supernet::hytra::bossnet::BossNetConfig;
 use burn::tensor::{Device, Distribution, Tensor};
 use hytra_space::hytra::encoding::RetrainEncoding;
@@ -10,12 +10,18 @@ use hytra_space::hytra::named::{NamedArch, TransitionStride};
 #[test]
 fn full_size_parameter_counts() {
     let dev = Device::flex();
-    assert_eq!(param_count(&BossNetConfig::t0().init(&dev)), 38_415_960);
     assert_eq!(
-        param_count(&BossNetConfig::t0_nose().init(&dev)),
+        trainable_params(&BossNetConfig::t0().init(&dev)),
+        38_415_960
+    );
+    assert_eq!(
+        trainable_params(&BossNetConfig::t0_nose().init(&dev)),
         37_319_080
     );
-    assert_eq!(param_count(&BossNetConfig::t1().init(&dev)), 38_415_960);
+    assert_eq!(
+        trainable_params(&BossNetConfig::t1().init(&dev)),
+        38_415_960
+    );
 }
 
 #[test]

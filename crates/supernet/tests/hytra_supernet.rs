@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use bossnas_blocks::hytra_layers::param_count;
+use bossnas_blocks::params::trainable_params;
 use bossnas_supernet::hytra::{HytraOp, HytraSupernet, HytraSupernetConfig, op_depth};
 use bossnas_supernet::{BlockPath, Supernet};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
@@ -23,12 +23,12 @@ fn full_size_parameter_counts() {
     // BN running statistics, so the real 854 M-parameter module is built here.
     let start = Instant::now();
     let net = HytraSupernetConfig::new().init(&Device::flex());
-    assert_eq!(param_count(&net), 854_265_344);
+    assert_eq!(trainable_params(&net), 854_265_344);
     // Block 0, layer 1: every op including both input entries (spec §8.5).
     let per_op: Vec<usize> = net.blocks[0].layers[1]
         .ops
         .iter()
-        .map(param_count)
+        .map(trainable_params)
         .collect();
     assert_eq!(
         per_op,
@@ -107,7 +107,7 @@ fn reduced_width_count_matches_formula() {
     for div in [8, 16, 32] {
         let cfg = HytraSupernetConfig::reduced(div);
         assert_eq!(
-            param_count(&cfg.init(&Device::flex())),
+            trainable_params(&cfg.init(&Device::flex())),
             count(&cfg),
             "divisor {div}"
         );

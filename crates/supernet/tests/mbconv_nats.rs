@@ -2,7 +2,8 @@
 //! only the sampled path, and the children.
 
 use bossnas_blocks::mbconv::MbconvStemConfig;
-use bossnas_blocks::nats::{SlimWidthsConfig, trainable_params};
+use bossnas_blocks::nats::SlimWidthsConfig;
+use bossnas_blocks::params::trainable_params;
 use bossnas_supernet::mbconv::{
     MbconvBackboneConfig, MbconvNetConfig, MbconvSupernet, MbconvSupernetConfig,
 };

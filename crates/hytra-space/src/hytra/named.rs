@@ -135,6 +135,20 @@ impl HytraNet {
         }
     }
 
+    /// A network written as data (default options): a search path (`[[5,4,3,3],…]`, returned
+    /// too) or, failing that, a retraining encoding. The one "search path, else retraining
+    /// encoding" rule of `bossnas arch` and `bossnas retrain --arch`; on failure both errors,
+    /// so the caller can say why neither applies.
+    pub fn parse_data(text: &str) -> Result<(HytraNet, Option<SearchPath>), [HytraError; 2]> {
+        match SearchPath::parse(text) {
+            Ok(p) => Ok((HytraNet::from_search_path(&p, NetOptions::DEFAULT), Some(p))),
+            Err(search_err) => match RetrainEncoding::parse(text) {
+                Ok(enc) => Ok((HytraNet::new(enc, NetOptions::DEFAULT), None)),
+                Err(enc_err) => Err([search_err, enc_err]),
+            },
+        }
+    }
+
     /// Looks a reference network up by name (see [`NamedArch`]).
     pub fn named(name: &str) -> Result<HytraNet, HytraError> {
         Ok(name.parse::<NamedArch>()?.net())

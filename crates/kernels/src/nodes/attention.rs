@@ -180,14 +180,15 @@ impl<B: AttentionKernels, C: CheckpointStrategy> FusedAttentionBackend for Autod
     }
 }
 
-/// Whether [`attention`] takes `qkv`: burn-flex, `f32`, fused nodes on.
+/// Whether [`attention_node`] takes `qkv`: burn-flex, `f32`, fused nodes on.
 pub fn applies(qkv: &Tensor<3>) -> bool {
     fused_on(&qkv.device()) && qkv.dtype() == DType::F32
 }
 
 /// Multi-head attention of a `qkv` map as one node: with `q`, `k`, `v` the `[dim_head, tokens]`
-/// slices of each head, `A = softmax_keys(scale · qᵀk)` and `out = v·Aᵀ` (`Standard`) or `v·A`
-/// (`SearchCode`). Only for tensors [`applies`] accepts.
+/// slices of each head, `A = softmax_keys(scale · qᵀk)` and `out = v·Aᵀ` (`standard`, i.e.
+/// [`AttentionOrientation::Standard`]) or `v·A` (`SearchCode`). Only for tensors [`applies`]
+/// accepts; models call the routed `bossnas_kernels::attention`.
 ///
 /// # Shapes
 /// - `qkv`: `[batch, 3·heads·dim_head, tokens]` (all queries, all keys, all values; head-major)
@@ -195,18 +196,12 @@ pub fn applies(qkv: &Tensor<3>) -> bool {
 ///
 /// # Panics
 /// If `heads` is 0 or the channel count is not a multiple of `3·heads`.
-pub fn attention(
-    qkv: Tensor<3>,
-    heads: usize,
-    scale: f64,
-    orientation: AttentionOrientation,
-) -> Tensor<3> {
+pub fn attention_node(qkv: Tensor<3>, heads: usize, scale: f64, standard: bool) -> Tensor<3> {
     let [_, channels, _] = qkv.dims();
     assert!(
         heads > 0 && channels % (3 * heads) == 0,
         "attention: {channels} qkv channels are not 3 × {heads} heads × dim_head"
     );
-    let standard = orientation == AttentionOrientation::Standard;
     Tensor::from_dispatch(
         <burn::backend::Dispatch as FusedAttentionBackend>::fused_attention(
             qkv.into_dispatch(),
@@ -246,7 +241,12 @@ mod tests {
                     let qkv = qkv0.clone().detach().require_grad();
                     assert!(applies(&qkv));
                     let y = if fused {
-                        attention(qkv.clone(), heads, scale, orientation)
+                        attention_node(
+                            qkv.clone(),
+                            heads,
+                            scale,
+                            orientation == AttentionOrientation::Standard,
+                        )
                     } else {
                         composed_attention(qkv.clone(), heads, scale, orientation)
                     };
@@ -267,7 +267,8 @@ mod tests {
                         );
                     }
                 }
-                let plain = attention(qkv0.clone().inner(), heads, scale, orientation);
+                let standard = orientation == AttentionOrientation::Standard;
+                let plain = attention_node(qkv0.clone().inner(), heads, scale, standard);
                 let top = y2.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
                 assert!(
                     to_vec(plain)

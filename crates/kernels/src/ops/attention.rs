@@ -21,13 +21,14 @@ pub fn attention(
     orientation: AttentionOrientation,
 ) -> Tensor<3> {
     if fused::applies(&qkv) {
-        fused::attention(qkv, heads, scale, orientation)
+        let standard = orientation == AttentionOrientation::Standard;
+        fused::attention_node(qkv, heads, scale, standard)
     } else {
         composed_attention(qkv, heads, scale, orientation)
     }
 }
 
-/// [`crate::nodes::attention::attention`] composed from Burn ops (any device and dtype).
+/// [`crate::nodes::attention::attention_node`] composed from Burn ops (any device and dtype).
 ///
 /// # Shapes
 /// - `qkv`: `[batch, 3·heads·dim_head, tokens]`; output: `[batch, heads·dim_head, tokens]`

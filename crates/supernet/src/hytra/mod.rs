@@ -32,7 +32,7 @@ use hytra_space::hytra::fabric::{LAYERS_PER_BLOCK, NUM_BLOCKS, executable_popula
 use hytra_space::hytra::ops::{NUM_OPS, Op, OpKind, Scale};
 
 use bossnas_blocks::attention::AttentionOrientation;
-use bossnas_blocks::hytra_layers::param_count;
+use bossnas_blocks::params::trainable_params;
 use bossnas_blocks::res_att::{ResAtt, ResAttConfig};
 use bossnas_blocks::res_conv::{ResConv, ResConvConfig};
 use bossnas_blocks::stem::{Stem, StemAdapter, StemAdapterConfig, StemConfig};
@@ -244,7 +244,7 @@ impl HytraLayer {
     /// Parameters a forward of op `op` from `in_depth` touches (adapter included).
     pub fn num_params_at(&self, op: usize, in_depth: usize) -> usize {
         let (adapter, stride) = self.route(op, in_depth);
-        adapter.map_or(0, param_count) + self.ops[op].num_params_at(stride)
+        adapter.map_or(0, trainable_params) + self.ops[op].num_params_at(stride)
     }
 }
 
@@ -257,7 +257,7 @@ pub struct HytraBlock {
 
 /// The HyTra supernet (`SupernetHyTra`, one online or target copy).
 ///
-/// Full size: 854,265,344 trainable parameters ([`param_count`]; Burn's `num_params` also
+/// Full size: 854,265,344 trainable parameters ([`trainable_params`]; Burn's `num_params` also
 /// counts BN running statistics).
 ///
 /// # Shapes
@@ -287,7 +287,7 @@ impl HytraSupernet {
     /// the stem, block 0's stem adapter, and per layer the op's entry for its stride plus the
     /// shared part.
     pub fn path_num_params(&self, paths: &[BlockPath]) -> usize {
-        let mut n = param_count(&self.stem);
+        let mut n = trainable_params(&self.stem);
         for (b, path) in paths.iter().enumerate() {
             let mut depth = Self::input_depth(&paths[..b]);
             for (layer, &op) in self.blocks[b].layers.iter().zip(path) {
