@@ -171,5 +171,9 @@ fn a_partial_scores_file_is_correlated_with_a_warning_naming_the_coverage() {
         "0",
     ]);
     assert!(out.status.success());
-    assert!(!text(&out.stderr).contains("warning:"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning:"),
+        "{}",
+        text(&out.stderr)
+    );
 }

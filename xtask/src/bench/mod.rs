@@ -243,6 +243,9 @@ fn measured_json(m: &Measured) -> Value {
     })
 }
 
+/// Reads one figure (wall or CPU ms) of a `(phase, wall ms, CPU ms)` entry.
+type PhasePick = fn(&(String, f64, f64)) -> f64;
+
 /// The phase table of one row (medians over runs, per step), when any run has phases.
 fn print_phases(row: &str, runs: &RowRuns) {
     if runs.ours.iter().all(|m| m.phases.is_empty()) {
@@ -257,7 +260,7 @@ fn print_phases(row: &str, runs: &RowRuns) {
             }
         }
     }
-    let med = |side: &[Measured], name: &str, pick: fn(&(String, f64, f64)) -> f64| {
+    let med = |side: &[Measured], name: &str, pick: PhasePick| {
         let mut v: Vec<f64> = side
             .iter()
             .filter_map(|m| m.phases.iter().find(|p| p.0 == name).map(pick))
@@ -268,10 +271,8 @@ fn print_phases(row: &str, runs: &RowRuns) {
     println!("\n{row}, by phase (ms per step; medians over runs; CPU = all threads):");
     println!("| phase | ours wall | ours CPU | torch wall | torch CPU |");
     println!("|---|---:|---:|---:|---:|");
-    let (wall, cpu): (
-        fn(&(String, f64, f64)) -> f64,
-        fn(&(String, f64, f64)) -> f64,
-    ) = (|p| p.1, |p| p.2);
+    let wall: PhasePick = |p| p.1;
+    let cpu: PhasePick = |p| p.2;
     for name in names {
         println!(
             "| {name} | {} | {} | {} | {} |",
