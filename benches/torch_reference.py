@@ -162,6 +162,13 @@ class MbconvLayer(nn.Module):
 # ---- NATS (crates/blocks/src/nats.rs, crates/supernet/src/nats.rs) -----------------------
 
 WIDTHS = [8, 16, 24, 32, 40, 48, 56, 64]
+# The `nats-c10-cpu` preset's quarter widths (candidate i = 2·(i+1)): row train_step_nats_cpu.
+CPU_WIDTHS = [2 * (i + 1) for i in range(8)]
+
+
+def widest():
+    """The largest candidate width: the slimmable weights' full size (read at construction)."""
+    return max(WIDTHS)
 
 
 class SlimConv(nn.Module):
@@ -181,7 +188,7 @@ class SlimConv(nn.Module):
 class SlimRcb(nn.Module):
     def __init__(self, k=3, stride=1):
         super().__init__()
-        self.conv = SlimConv(64, 64, k, stride)
+        self.conv = SlimConv(widest(), widest(), k, stride)
         self.bns = nn.ModuleList(nn.BatchNorm2d(w) for w in WIDTHS)
 
     def forward(self, x, idx):
@@ -192,7 +199,7 @@ class SlimCell(nn.Module):
     def __init__(self):
         super().__init__()
         self.n0_n1, self.n0_n2, self.n1_n2, self.n1_n3, self.n2_n3 = (SlimRcb() for _ in range(5))
-        self.reduce_conv = SlimConv(64, 64, 1)
+        self.reduce_conv = SlimConv(widest(), widest(), 1)
         self.reduce_bns = nn.ModuleList(nn.BatchNorm2d(w) for w in WIDTHS)
 
     def forward(self, n0, i, o):
@@ -206,7 +213,7 @@ class SlimResBlock(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv_a, self.conv_b = SlimRcb(3, 2), SlimRcb()
-        self.down = SlimConv(64, 64, 1)
+        self.down = SlimConv(widest(), widest(), 1)
 
     def forward(self, x, o):
         branch = self.conv_b(self.conv_a(x, o), o)
@@ -218,7 +225,7 @@ class NatsBlock0(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.stem = SlimConv(3, 64, 3)
+        self.stem = SlimConv(3, widest(), 3)
         self.stem_bns = nn.ModuleList(nn.BatchNorm2d(w) for w in WIDTHS)
         self.cell0, self.res1 = SlimCell(), SlimResBlock()
 
@@ -428,7 +435,15 @@ ROWS = {
     "mbconv_mb6k5": mbconv,
     "nats_block0": nats_block0,
     "train_step_nats": TrainStep,
+    "train_step_nats_cpu": lambda: train_step_cpu(),
 }
+
+
+def train_step_cpu():
+    """The training step of the `nats-c10-cpu` main job: the same step at quarter widths."""
+    global WIDTHS
+    WIDTHS = CPU_WIDTHS
+    return TrainStep()
 
 
 def main():

@@ -13,7 +13,7 @@ pub enum Suite {
     /// The `tiny` preset end to end (synthetic 8×8 images, a NATS-SSS supernet with widths 4
     /// and 8): train, rate, search, report. Seconds; part of CI.
     Smoke,
-    /// NATS-SSS CIFAR-10 search on 2 CPU cores (`nats-c10-cpu` preset, ~30 min) with the
+    /// NATS-SSS CIFAR-10 search on 2 CPU cores (`nats-c10-cpu` preset, ~10 min) with the
     /// NATS-Bench correlation report.
     NatsC10Cpu,
     /// The official NATS-SSS CIFAR-10 protocol (GPU machines).

@@ -162,7 +162,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let load_after = loadavg();
     let profile = if cfg!(debug_assertions) {
-        "dev profile (dependencies and bossnas-blocks at opt-level 3 without debug assertions)"
+        "dev profile (dependencies, bossnas-kernels and bossnas-blocks at opt-level 3 without debug assertions)"
     } else {
         "release"
     };

@@ -86,6 +86,11 @@ pub fn all() -> Vec<Row> {
             what: "ensemble-bootstrap step, NATS block 0, 8 paths, b32 (nats-c10-cpu heads)",
             build: train_step::build,
         },
+        Row {
+            name: "train_step_nats_cpu",
+            what: "the same step at the nats-c10-cpu preset's quarter widths (2…16): the main job's step",
+            build: train_step::build_cpu,
+        },
     ]
 }
 

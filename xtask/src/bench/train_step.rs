@@ -5,6 +5,7 @@
 //! times the model work only, on fixed random views. Its phases are the trainer's
 //! (`ensemble_bootstrap::phase`), so `bench --phases` splits this row as it splits a real step.
 
+use bossnas_blocks::nats::SlimWidthsConfig;
 use bossnas_supernet::BlockPath;
 use bossnas_supernet::nats::{NatsSupernet, NatsSupernetConfig};
 use burn::optim::GradientsParams;
@@ -23,10 +24,26 @@ pub fn paths() -> Vec<BlockPath> {
     (0..8).map(|i| vec![i, 7 - i]).collect()
 }
 
-/// Builds the Siamese pair and returns the timed step.
+/// Builds the Siamese pair on the full-width supernet (NATS widths 8…64) and returns the
+/// timed step.
 pub fn build(d: &Device) -> Box<dyn FnMut()> {
+    build_with(d, NatsSupernetConfig::new())
+}
+
+/// The same step on the `nats-c10-cpu` preset's own supernet (quarter widths 2…16): the step
+/// the README's main job repeats 576 times.
+pub fn build_cpu(d: &Device) -> Box<dyn FnMut()> {
     let cfg = RunConfig::preset("nats-c10-cpu").expect("preset nats-c10-cpu");
-    let backbone: NatsSupernet = NatsSupernetConfig::new().init(d);
+    build_with(
+        d,
+        NatsSupernetConfig::new()
+            .with_widths(SlimWidthsConfig::new().with_widths(cfg.space.widths)),
+    )
+}
+
+fn build_with(d: &Device, supernet: NatsSupernetConfig) -> Box<dyn FnMut()> {
+    let cfg = RunConfig::preset("nats-c10-cpu").expect("preset nats-c10-cpu");
+    let backbone: NatsSupernet = supernet.init(d);
     let population = paths();
     let spec = HeadSpec {
         projector_in: cfg.heads.projector_in,
