@@ -209,6 +209,14 @@ fn retrain_bad_input_is_a_clear_error() {
         &["eval", "--checkpoint", "/nonexistent/run"],
         "/nonexistent/run",
     );
+    // `eval` only reads: a folder that is not a run is refused and left as it was (no
+    // `checkpoint/` created in it).
+    let not_a_run = tempfile::tempdir().unwrap();
+    fails_with(
+        &["eval", "--checkpoint", not_a_run.path().to_str().unwrap()],
+        "not a retraining run directory",
+    );
+    assert_eq!(std::fs::read_dir(not_a_run.path()).unwrap().count(), 0);
     fails_with(
         &[
             "retrain-sanity",
