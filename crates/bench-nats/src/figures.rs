@@ -420,6 +420,130 @@ impl Figure for NatsStrip {
 
 // ---------------------------------------------------------------------------------------------
 
+/// An MBConv-space architecture as one bar per searched layer, grouped by block: the bar's
+/// height is the layer's expansion ratio (3 or 6), its colour the depthwise kernel (3×3 or
+/// 5×5), as in the paper's drawings of searched MBConv networks.
+#[derive(Debug, Clone)]
+pub struct MbconvStrip {
+    pub title: String,
+    /// Per block, per layer: (expansion ratio, depthwise kernel size).
+    pub blocks: Vec<Vec<(u8, u8)>>,
+}
+
+impl MbconvStrip {
+    /// (x position, expansion, kernel) of every layer; blocks are separated by one empty slot.
+    fn bars(&self) -> Vec<(f64, u8, u8)> {
+        let mut out = Vec::new();
+        let mut x = 0.0;
+        for block in &self.blocks {
+            for &(e, k) in block {
+                out.push((x, e, k));
+                x += 1.0;
+            }
+            x += 1.0;
+        }
+        out
+    }
+
+    /// (first x, last x) of every block.
+    fn block_spans(&self) -> Vec<(f64, f64)> {
+        let mut out = Vec::new();
+        let mut x = 0.0;
+        for block in &self.blocks {
+            let n = block.len().max(1) as f64;
+            out.push((x, x + n - 1.0));
+            x += n + 1.0;
+        }
+        out
+    }
+}
+
+impl Figure for MbconvStrip {
+    fn size(&self) -> (u32, u32) {
+        (760, 330)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        text: bool,
+    ) -> std::result::Result<(), String> {
+        root.fill(&WHITE).map_err(de)?;
+        let root = if text {
+            root.titled(&self.title, (FAMILY, 18)).map_err(de)?
+        } else {
+            root.clone()
+        };
+        let bars = self.bars();
+        let x_max = bars.last().map_or(1.0, |b| b.0 + 0.5);
+        let mut b = ChartBuilder::on(&root);
+        b.margin(12);
+        if text {
+            b.x_label_area_size(30).y_label_area_size(48);
+        }
+        let mut chart = b.build_cartesian_2d(-0.5..x_max, 0.0..7.5f64).map_err(de)?;
+        if text {
+            let spans = self.block_spans();
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(64)
+                .x_label_formatter(&|x| {
+                    // One label per block, under its middle layer.
+                    spans
+                        .iter()
+                        .position(|&(a, b)| ((a + b) / 2.0 - x).abs() < 0.26)
+                        .map(|i| format!("block {i}"))
+                        .unwrap_or_default()
+                })
+                .y_desc("expansion ratio")
+                .y_labels(8)
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .label_style((FAMILY, 13))
+                .axis_desc_style((FAMILY, 14))
+                .light_line_style(GRID)
+                .draw()
+                .map_err(de)?;
+        }
+        let colour = |k: u8| if k <= 3 { CONV } else { ATT };
+        chart
+            .draw_series(bars.iter().map(|&(x, e, k)| {
+                Rectangle::new([(x - 0.38, 0.0), (x + 0.38, e as f64)], colour(k).filled())
+            }))
+            .map_err(de)?;
+        if text {
+            let style = TextStyle::from((FAMILY, 12).into_font()).color(&BLACK);
+            chart
+                .draw_series(bars.iter().map(|&(x, e, k)| {
+                    EmptyElement::at((x, e as f64))
+                        + Text::new(format!("{k}²"), (-6, -16), style.clone())
+                }))
+                .map_err(de)?;
+            // Legend: the two kernel colours.
+            for (i, (k, c)) in [(3u8, CONV), (5u8, ATT)].into_iter().enumerate() {
+                let y = 7.2 - 0.55 * i as f64;
+                let x = x_max - 3.2;
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x, y - 0.18), (x + 0.5, y + 0.18)],
+                        c.filled(),
+                    )))
+                    .map_err(de)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("{k}×{k} depthwise"),
+                        (x + 0.7, y + 0.2),
+                        style.clone(),
+                    )))
+                    .map_err(de)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
 /// The HyTra fabric (the paper's Figure 10): rows are the four scales (1/4 at the top), columns
 /// the choice layers (16 in four blocks of four). Every layer offers ResConv at all four
 /// scales and ResAtt at 1/16 and 1/32; the chosen architecture is drawn as a path through its

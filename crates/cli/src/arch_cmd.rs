@@ -50,12 +50,14 @@ pub enum ArchCommand {
         json: bool,
     },
     /// Draw an architecture: HyTra on its fabric (4 scales × 16 layers, ResConv and ResAtt
-    /// nodes, the chosen path), NATS as a strip of its five widths. PNG or SVG by extension.
+    /// nodes, the chosen path), NATS as a strip of its five widths, MBConv as one bar per
+    /// searched layer (height: expansion ratio, colour: kernel). PNG or SVG by extension.
     Draw {
-        /// Search space of the architecture (hytra or nats).
+        /// Search space of the architecture.
         #[arg(long)]
         space: SpaceKind,
-        /// As for `arch cost`: a name (bossnet-t0, …), a search path, a NATS string, JSON.
+        /// As for `arch cost`: a name (bossnet-t0, …), a search path, a NATS or MBConv string,
+        /// JSON.
         #[arg(long)]
         arch: String,
         /// Output file (`.svg` or `.png`).
@@ -119,7 +121,10 @@ fn draw(
             let fig = bossnas_search::figures::fabric(format!("HyTra {}", parsed.label), &ops);
             bench_nats::figures::save(out, &fig)
         }
-        SpaceKind::Mbconv => bail!("arch draw supports --space hytra and --space nats"),
+        SpaceKind::Mbconv => {
+            let a = parse_mbconv(arch)?;
+            bench_nats::figures::save(out, &bossnas_search::figures::mbconv_strip(&a))
+        }
     };
     let text = written.with_context(|| format!("--out {}", out.display()))?;
     if !text {

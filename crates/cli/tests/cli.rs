@@ -378,3 +378,54 @@ fn a_closed_pipe_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(out.status.code(), Some(101), "{err}");
 }
+
+/// `arch draw` writes a picture for each of the three spaces (issue 20), and refuses an
+/// architecture that is not of the space, naming it.
+#[test]
+fn arch_draw_writes_a_picture_for_every_space() {
+    let dir = tempfile::tempdir().unwrap();
+    for (space, arch, file) in [
+        ("hytra", "bossnet-t0", "t0.svg"),
+        ("nats", "64:8:56:56:48", "nats.svg"),
+        ("mbconv", "01-0123-3210-0000-1111", "mb.svg"),
+        ("mbconv", "01-0123-3210-0000-1111", "mb.png"),
+    ] {
+        let out = dir.path().join(file);
+        let o = bossnas(&[
+            "arch",
+            "draw",
+            "--space",
+            space,
+            "--arch",
+            arch,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.success(),
+            "{space}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            std::fs::metadata(&out).unwrap().len() > 500,
+            "{}",
+            out.display()
+        );
+    }
+    // One bar per searched MBConv layer (18), plus the legend's two swatches at most.
+    let svg = std::fs::read_to_string(dir.path().join("mb.svg")).unwrap();
+    assert!(svg.matches("<rect").count() >= 18, "{svg}");
+    fails_with(
+        &[
+            "arch",
+            "draw",
+            "--space",
+            "mbconv",
+            "--arch",
+            "01-0123",
+            "--out",
+            dir.path().join("bad.svg").to_str().unwrap(),
+        ],
+        "block",
+    );
+}

@@ -8,8 +8,8 @@
 //!
 //! Presets ([`PRESETS`]): `nats-c10-paper`, `nats-c100-paper`, `hytra-imagenet-paper`,
 //! `mbconv-imagenet-paper` (official values, spec §4.5, §6.3), `tiny` (CI smoke run) and
-//! `nats-c10-cpu` (a CPU budget; its numbers are placeholders that must be tuned by measurement
-//! to fit 60 minutes on 2 cores).
+//! `nats-c10-cpu` (a 2-core CPU budget of about 10 minutes, chosen by the search-quality sweep,
+//! docs/search-quality.md).
 //!
 //! # Batch size on one device
 //!
@@ -539,12 +539,11 @@ impl RunConfig {
                 c
             }
             "nats-c10-cpu" => {
-                // Sized by measurement (docs/training.md): on the 2-core machine a step of this
-                // quarter-width supernet (candidate i = width 2·(i+1), standing for NATS width
-                // 8·(i+1)) with 8 fair paths at batch 32 takes ≈3.3 s, rating a 64-candidate
-                // block on 256 images ≈1 min; 3 blocks × 192 steps took 26 min 17 s in one measured run
-                // (docs/training.md), inside the 60-minute budget with room for a busy machine. Full widths cost ≈43 s per
-                // batch-64 step, which would allow only ~27 steps per block.
+                // A quarter-width supernet (candidate i = width 2·(i+1), standing for NATS width
+                // 8·(i+1)), 8 fair paths at batch 32, 1,536 images × 4 epochs per block: about
+                // 10 minutes on 2 cores (9.6 CPU-minutes, sweep point img1536-ep4-s1). Chosen by
+                // the search-quality sweep (docs/search-quality.md): no variant measured there
+                // beat it, and four times the images (img6144-ep4) scored lower.
                 let mut c = nats(NatsSplit::Cifar10, DatasetKind::Cifar10);
                 c.device = "flex".into();
                 c.space.widths = (1..=8).map(|i| 2 * i).collect();

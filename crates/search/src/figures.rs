@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use bench_nats::GroundTruth;
 use bench_nats::figures::{
-    HytraFabric, NatsStrip, RatingBars, TrainingCurves, read_metrics, save_both,
+    HytraFabric, MbconvStrip, NatsStrip, RatingBars, TrainingCurves, read_metrics, save_both,
 };
 use ensemble_bootstrap::checkpoint::METRICS;
 use hytra_space::hytra::{Op, OpKind, Scale};
+use hytra_space::mbconv::MbconvArch;
 use hytra_space::nats::NatsArch;
 
 use crate::output::{ranking_csv_name, read_ranking_csv};
@@ -156,6 +157,22 @@ pub fn arch_strip(arch: &NatsArch) -> NatsStrip {
     NatsStrip {
         title: format!("NATS-SSS {arch}"),
         widths: arch.widths(),
+    }
+}
+
+/// An MBConv-space architecture as bars per searched layer (expansion ratio, kernel colour).
+pub fn mbconv_strip(arch: &MbconvArch) -> MbconvStrip {
+    MbconvStrip {
+        title: format!("MBConv {arch}"),
+        blocks: arch
+            .blocks()
+            .iter()
+            .map(|ops| {
+                ops.iter()
+                    .map(|op| (op.expansion() as u8, op.kernel() as u8))
+                    .collect()
+            })
+            .collect(),
     }
 }
 
