@@ -43,6 +43,31 @@ pub fn dataset_root(kind: DatasetKind, flag: Option<&Path>) -> Result<Option<Pat
     Ok(Some(located.root))
 }
 
+/// The dataset argument of `retrain`, `eval` and `retrain-sanity`: `synthetic` and existing
+/// folders are taken as given; a dataset name (`cifar10`, `cifar100`, `imagenet`) is looked
+/// up in the data directory (`$BOSSNAS_DATA`, else the user cache) and, for CIFAR, fetched
+/// when missing: the same rule as every other command's data. The result is an absolute path,
+/// so a run's saved dataset does not depend on the working folder.
+pub fn dataset_arg(text: &str) -> Result<String> {
+    let path = Path::new(text);
+    if text == "synthetic" {
+        return Ok(text.to_string());
+    }
+    if path.exists() {
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        return Ok(abs.to_string_lossy().into_owned());
+    }
+    let kind = match text.to_ascii_lowercase().replace('-', "").as_str() {
+        "cifar10" => DatasetKind::Cifar10,
+        "cifar100" => DatasetKind::Cifar100,
+        "imagenet" => DatasetKind::ImageFolder,
+        // Not a name: the loader says what a dataset argument may be.
+        _ => return Ok(text.to_string()),
+    };
+    let root = dataset_root(kind, None)?.expect("a named dataset has a root");
+    Ok(root.to_string_lossy().into_owned())
+}
+
 /// The NATS-Bench ground truth and reference scores under the data directory, downloaded
 /// from the BossNAS repository (pinned commit, SHA-256) when missing.
 pub fn nats_data(flag: Option<&Path>) -> Result<NatsData> {

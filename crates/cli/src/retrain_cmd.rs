@@ -21,6 +21,8 @@ use ensemble_bootstrap::checkpoint::RunDir;
 use hytra_space::nats::NatsArch;
 use serde_json::json;
 
+use crate::locate::dataset_arg;
+
 fn device_of(spec: &str) -> Result<(DeviceSpec, Device)> {
     let spec: DeviceSpec = spec.parse()?;
     let device = spec.device()?;
@@ -34,8 +36,10 @@ pub struct RetrainArgs {
     /// (`64:40:48:64:56`), an MBConv code, a HyTra name (`bossnet-t0`) or JSON.
     #[arg(long, required_unless_present = "resume")]
     arch: Option<String>,
-    /// Required unless --resume. Dataset: a CIFAR-10 directory (binaries or the JPEG tree), an image tree with
-    /// train/ and val/, or `synthetic`.
+    /// Required unless --resume. Dataset: a CIFAR-10 directory (binaries or the JPEG tree), an
+    /// image tree with train/ and val/, `synthetic`, or a name (`cifar10`, `cifar100`,
+    /// `imagenet`) found in the data directory ($BOSSNAS_DATA, else ~/.cache/bossnas; CIFAR is
+    /// downloaded when missing).
     #[arg(long, required_unless_present = "resume")]
     data: Option<String>,
     /// A recipe preset or a `.toml`/`.json` recipe file.
@@ -67,8 +71,9 @@ pub fn retrain_run(args: RetrainArgs) -> Result<()> {
             let (spec, device) = device_of(&device_text)?;
             let run = RunDir::open_locked(dir.clone())?;
             if let Some(d) = &args.data {
-                open_sources(d, &recipe).context("--data")?;
-                meta.data = d.clone();
+                let d = dataset_arg(d).context("--data")?;
+                open_sources(&d, &recipe).context("--data")?;
+                meta.data = d;
                 meta.save(dir)?;
             }
             (run, recipe, false, spec, device)
@@ -82,7 +87,8 @@ pub fn retrain_run(args: RetrainArgs) -> Result<()> {
                 recipe.device = d.clone();
             }
             let (spec, device) = device_of(&recipe.device)?;
-            let data = args.data.clone().expect("clap requires --data");
+            let data = dataset_arg(args.data.as_deref().expect("clap requires --data"))
+                .context("--data")?;
             let stamp = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis())
@@ -152,7 +158,8 @@ pub struct EvalArgs {
     /// `model.bpk` (with its `model.json`).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Dataset (default: the run's).
+    /// Dataset (default: the run's): a folder, `synthetic`, or a name (`cifar10`, …) found in
+    /// the data directory, as for `retrain --data`.
     #[arg(long)]
     data: Option<String>,
     /// Recipe for the evaluation transform and batch size (default: the run's; needed for a
@@ -205,7 +212,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         ),
     };
     let data = match (&args.data, run_data) {
-        (Some(d), _) => d.clone(),
+        (Some(d), _) => dataset_arg(d).context("--data")?,
         (None, Some(d)) => d,
         (None, None) => bail!("{}: give --data", path.display()),
     };
@@ -236,7 +243,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 /// Options of `bossnas retrain-sanity`.
 #[derive(Debug, Args)]
 pub struct SanityArgs {
-    /// CIFAR-10 directory (e.g. target/data/cifar10_jpeg).
+    /// CIFAR-10: a directory, or `cifar10` for the one in the data directory ($BOSSNAS_DATA,
+    /// else ~/.cache/bossnas; downloaded when missing).
     #[arg(long)]
     data: String,
     /// NATS-Bench SSS ground truth CSV [default: nats-sss/nats_sss_cifar10.csv in the data
@@ -287,7 +295,7 @@ pub fn sanity(args: SanityArgs) -> Result<()> {
     let report = run_sanity(
         &archs,
         &truth,
-        &args.data,
+        &dataset_arg(&args.data).context("--data")?,
         &recipe,
         &args.out,
         &device,

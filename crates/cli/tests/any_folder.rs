@@ -160,3 +160,58 @@ fn train_finds_data_relative_to_the_config_file_or_through_bossnas_data() {
         format!("root = {:?}", want.display().to_string())
     );
 }
+
+/// `retrain --data cifar10` and `eval --data cifar10` find CIFAR-10 in the data directory
+/// ($BOSSNAS_DATA), from any folder, like every other command (issue 20); the run records the
+/// absolute folder it used.
+#[test]
+fn retrain_and_eval_find_a_named_dataset_through_bossnas_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    tiny_cifar(&data);
+    let runs = tmp.path().join("runs");
+    ok(&bossnas_in(
+        Path::new("/"),
+        Some(&data),
+        &[
+            "retrain",
+            "--arch",
+            "8:8:8:8:8",
+            "--data",
+            "cifar10",
+            "--recipe",
+            "tiny",
+            "--out",
+            runs.to_str().unwrap(),
+            "--max-steps",
+            "1",
+            "--quiet",
+        ],
+    ));
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let meta = std::fs::read_to_string(run.join("run.json")).unwrap();
+    let want = data.join("cifar-10-batches-bin");
+    assert!(
+        meta.contains(&format!("{:?}", want.display().to_string())),
+        "{meta}"
+    );
+    let out = ok(&bossnas_in(
+        Path::new("/"),
+        Some(&data),
+        &[
+            "eval",
+            "--checkpoint",
+            run.to_str().unwrap(),
+            "--data",
+            "cifar10",
+            "--json",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["images"].as_u64().unwrap() > 0, "{out}");
+}
