@@ -6,9 +6,14 @@
 //! Python script with `--row <row>`), so the peak resident memory (VmHWM) it reports is the
 //! row's own and rows do not warm each other's allocators.
 //!
-//! Build it optimised: `cargo run --release -p xtask -- bench`. The dev profile compiles the
-//! workspace's own crates (where the fast conv helpers live) without optimisation, so
-//! `cargo xtask bench` measures a debug build and says so.
+//! Our child and PyTorch's alternate `--pairs` times per row; the table gives the median of
+//! the runs per side, the median of the pairs' ratios and the load at each pair. `--phases`
+//! splits the training-step rows by phase (`ensemble_bootstrap::phase`, the same names in the
+//! PyTorch mirror).
+//!
+//! `cargo xtask bench` measures the dev profile every command builds: the dependencies,
+//! `bossnas-kernels` and `bossnas-blocks` are optimised there without debug assertions (the
+//! root `Cargo.toml`), so it measures what a user's runs get.
 
 mod rows;
 mod train_step;
