@@ -4,10 +4,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Subcommand, ValueEnum};
 use hytra_space::Cost;
 use hytra_space::hytra::{self, HytraNet, NetOptions, RetrainEncoding, SearchPath};
+use hytra_space::mbconv::MbconvArch;
 use hytra_space::nats::NatsArch;
 use serde_json::json;
 
-use crate::space_cmd::parse_mbconv;
 use hytra_space::SpaceKind;
 
 /// How to read a HyTra architecture given as a list of lists.
@@ -122,7 +122,7 @@ fn draw(
             bench_nats::figures::save(out, &fig)
         }
         SpaceKind::Mbconv => {
-            let a = parse_mbconv(arch)?;
+            let a = MbconvArch::parse_data(arch)?;
             bench_nats::figures::save(out, &bossnas_search::figures::mbconv_strip(&a))
         }
     };
@@ -161,7 +161,7 @@ fn cost(
             )
         }
         SpaceKind::Mbconv => {
-            let a = parse_mbconv(&arch)?;
+            let a = MbconvArch::parse_data(&arch)?;
             (a.to_string(), a.cost(input, classes), json!({}))
         }
         SpaceKind::Hytra => {

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use hytra_space::SpaceKind;
 use hytra_space::hytra::{self, HytraNet, NetOptions, Scale, SpaceVariant};
-use hytra_space::mbconv::{self, MBCONV_BLOCKS, MbconvArch};
+use hytra_space::mbconv::{self, MBCONV_BLOCKS};
 use hytra_space::nats::{self, NatsArch, NatsSplit};
 use serde_json::json;
 
@@ -313,13 +313,4 @@ fn enumerate_nats(o: &EnumerateOptions, out: &mut impl Write) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Parses an MBConv architecture from its text or JSON form.
-pub fn parse_mbconv(text: &str) -> Result<MbconvArch> {
-    let trimmed = text.trim();
-    if trimmed.starts_with('[') || trimmed.starts_with('"') {
-        return serde_json::from_str(trimmed).context("MBConv architecture JSON");
-    }
-    Ok(trimmed.parse()?)
 }

@@ -198,6 +198,10 @@ pub enum MbconvError {
     WrongLength { found: usize },
     #[error("MBConv block {block} does not exist; searched blocks are 0..5")]
     BadBlock { block: usize },
+    #[error(
+        "MBConv architecture JSON: {message}; expected \"00-1111-2222-3333-0123\" or five lists of op indices"
+    )]
+    Json { message: String },
     #[error(transparent)]
     FairPath(#[from] FairPathError),
 }
@@ -722,6 +726,22 @@ impl MbconvArch {
     }
 }
 
+impl MbconvArch {
+    /// An architecture written as data: JSON when the text starts with `[` or `"` (the text
+    /// form as a string, or five lists of op indices), else the text form. The one rule of
+    /// `bossnas arch` and `bossnas retrain --arch` for the MBConv space.
+    pub fn parse_data(text: &str) -> Result<MbconvArch, MbconvError> {
+        let t = text.trim();
+        if t.starts_with('[') || t.starts_with('"') {
+            serde_json::from_str(t).map_err(|e| MbconvError::Json {
+                message: e.to_string(),
+            })
+        } else {
+            t.parse()
+        }
+    }
+}
+
 impl fmt::Display for MbconvArch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, ops) in self.blocks.iter().enumerate() {
@@ -976,6 +996,18 @@ mod tests {
                 .contains("17 ops")
         );
         assert!(serde_json::from_str::<MbconvArch>("[[0],[0]]").is_err());
+        // The data rule: text, a JSON string or JSON lists give the same value.
+        let a = MbconvArch::parse_data("00-1111-2222-3333-0123").unwrap();
+        assert_eq!(
+            MbconvArch::parse_data(" \"00-1111-2222-3333-0123\" ").unwrap(),
+            a
+        );
+        assert_eq!(
+            MbconvArch::parse_data("[[0,0],[1,1,1,1],[2,2,2,2],[3,3,3,3],[0,1,2,3]]").unwrap(),
+            a
+        );
+        let e = MbconvArch::parse_data("[[0],[0]]").unwrap_err().to_string();
+        assert!(e.starts_with("MBConv architecture JSON:"), "{e}");
     }
 
     /// EfficientNet-B0 built from the same layer counters: timm's `efficientnet_b0` has

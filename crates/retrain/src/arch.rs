@@ -139,9 +139,7 @@ impl ArchSpec {
                 .parse::<NatsArch>()
                 .map(ArchSpec::Nats)
                 .map_err(|e| bad(whole, e)),
-            "mbconv" => as_text()
-                .trim()
-                .parse::<MbconvArch>()
+            "mbconv" => MbconvArch::parse_data(&arch.to_string())
                 .map(ArchSpec::Mbconv)
                 .map_err(|e| bad(whole, e)),
             "hytra" => {
