@@ -128,25 +128,28 @@ fn a_log_gets_plain_lines_and_a_tool_gets_json() {
 #[test]
 fn a_partial_scores_file_is_correlated_with_a_warning_naming_the_coverage() {
     let data = common::shared_data();
-    let full = std::fs::read_to_string(data.join("bossnas-reference/bossnas_c10_arch_scores.csv"))
-        .expect("shared reference scores");
+    let full_path = data.join("bossnas-reference/bossnas_c10_arch_scores.csv");
+    let truth = data.join("nats-sss/nats_sss_cifar10.csv");
+    let correlate = |scores: &std::path::Path| {
+        bossnas(&[
+            "nats",
+            "correlate",
+            "--scores",
+            scores.to_str().unwrap(),
+            "--truth",
+            truth.to_str().unwrap(),
+            "--score-column",
+            "bossnas_loss_score",
+            "--bootstrap",
+            "0",
+        ])
+    };
+    let full = std::fs::read_to_string(&full_path).expect("shared reference scores");
     let partial: String = full.lines().take(1001).map(|l| format!("{l}\n")).collect();
     let dir = tempfile::tempdir().unwrap();
     let scores = dir.path().join("partial.csv");
     std::fs::write(&scores, partial).unwrap();
-    let truth = data.join("nats-sss/nats_sss_cifar10.csv");
-    let out = bossnas(&[
-        "nats",
-        "correlate",
-        "--scores",
-        scores.to_str().unwrap(),
-        "--truth",
-        truth.to_str().unwrap(),
-        "--score-column",
-        "bossnas_loss_score",
-        "--bootstrap",
-        "0",
-    ]);
+    let out = correlate(&scores);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
@@ -156,20 +159,7 @@ fn a_partial_scores_file_is_correlated_with_a_warning_naming_the_coverage() {
     assert!(text(&out.stdout).contains("1000"), "{}", text(&out.stdout));
 
     // The full file: no such warning.
-    let out = bossnas(&[
-        "nats",
-        "correlate",
-        "--scores",
-        data.join("bossnas-reference/bossnas_c10_arch_scores.csv")
-            .to_str()
-            .unwrap(),
-        "--truth",
-        truth.to_str().unwrap(),
-        "--score-column",
-        "bossnas_loss_score",
-        "--bootstrap",
-        "0",
-    ]);
+    let out = correlate(&full_path);
     assert!(out.status.success());
     assert!(
         !text(&out.stderr).contains("warning:"),
