@@ -337,12 +337,12 @@ fn fuzz_truth_csv() {
 
 #[test]
 fn fuzz_cifar_binary() {
-    use ensemble_bootstrap::data::{CifarBinary, CifarLayout};
+    use bossnas_datasets::{CifarBinary, CifarLayout};
     fuzz("cifar_bin", &[], |b| {
         for layout in [
             CifarLayout::Cifar10,
             CifarLayout::Cifar100 {
-                label: ensemble_bootstrap::data::Cifar100Label::Fine,
+                label: bossnas_datasets::Cifar100Label::Fine,
             },
             CifarLayout::Cifar100FineOnly,
         ] {
@@ -355,7 +355,7 @@ fn fuzz_cifar_binary() {
 fn fuzz_image_files() {
     fuzz("image", &["JFIF", "IHDR", "IDAT", "IEND"], |b| {
         let (_d, p) = scratch("img.jpg", b);
-        let _ = ensemble_bootstrap::data::folder::decode_image(&p);
+        let _ = bossnas_datasets::folder::decode_image(&p);
     });
 }
 

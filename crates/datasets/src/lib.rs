@@ -1,12 +1,13 @@
-//! Where the datasets of the BossNAS protocols live, and how they get there.
+//! The data of the BossNAS protocols: where it lives, how it gets there, how it is read, and
+//! how it becomes training views.
 //!
+//! Finding and fetching:
 //! - [`location`]: the data directory — `--data`, else `$BOSSNAS_DATA`, else the user cache
 //!   (`~/.cache/bossnas` on Linux).
 //! - [`catalog`]: the datasets the suites need (CIFAR-10, CIFAR-100, ImageNet), the layouts
 //!   accepted for each, and their official archives with checksums.
 //! - [`fetch`]: streaming download with MD5 verification and atomic extraction, so an
 //!   interrupted or corrupt download never leaves a half-written dataset behind.
-//!
 //! - [`nats`]: the NATS-Bench SSS CIFAR-10 ground truth and the official BossNAS reference
 //!   scores, downloaded from the BossNAS repository at a pinned commit (SHA-256) and
 //!   converted into the CSV layout the project reads ([`ensure_nats`]).
@@ -14,11 +15,40 @@
 //! [`ensure`] ties them together: find a dataset under the data directory, else unpack a
 //! local copy of its archive, else download it; when nothing works the error says which
 //! files, in which layout, where it looked, and how to provide them by hand.
+//!
+//! Reading (spec §3.3, §4.6, §5.2, §6.5), bottom-up:
+//! - [`image`]: [`RgbImage`], [`Sample`] and the [`ImageSource`] trait: indexable labelled
+//!   RGB images, decoded on demand ([`cifar::CifarBinary`], [`folder::ImageFolder`],
+//!   [`split::Subset`]).
+//! - [`split`]: train / held-out splits (official or the NATS-style 25k/25k) and size caps.
+//! - [`augment`]: BYOL view augmentations on `u8` HWC images, driven by a seeded RNG;
+//!   [`rand_augment`] (timm RandAugment) and [`resample`] (Pillow-style antialiased resize,
+//!   resize + centre crop) for supervised retraining views.
+//! - [`loader`] (cargo feature `tensors`, on by default; the only module that needs Burn):
+//!   parallel decode + augment into `[B, 3, H, W]` view-pair tensors, with a resumable
+//!   [`loader::DataPosition`].
+//!
+//! Everything but the loader is free of Burn, so the parsers of outside files (CIFAR
+//! binaries, image files) can be fuzzed without building a tensor library (`fuzz/`).
+//!
+//! We do not use burn-dataset's `ImageFolderDataset`: in 0.22.1 its item mapper does
+//! `image::open(..).unwrap()` (a corrupt file panics instead of returning an error), and its
+//! `vision` feature pulls in `network` and the full default `image` codec set (avif/rav1e).
+//! The `image` crate with only `jpeg` + `png` is all we need.
 
+pub mod augment;
 pub mod catalog;
+pub mod cifar;
 pub mod fetch;
+pub mod folder;
+pub mod image;
+#[cfg(feature = "tensors")]
+pub mod loader;
 pub mod location;
 pub mod nats;
+pub mod rand_augment;
+pub mod resample;
+pub mod split;
 
 use std::path::{Path, PathBuf};
 
@@ -27,8 +57,17 @@ pub use fetch::{download_sha256, download_verified, extract_tar_gz, sha256_hex};
 pub use location::{DATA_ENV, DataDir, DataDirOrigin};
 pub use nats::{NatsData, NatsFetchPolicy, ensure_nats};
 
-/// Everything that can go wrong while locating or fetching data. Messages name the file or
-/// address involved and say what to do about it.
+pub use augment::{ViewConfig, ViewRng};
+pub use cifar::{Cifar100Label, CifarBinary, CifarFileSplit, CifarLayout};
+pub use folder::{CorruptImagePolicy, ImageFolder};
+pub use image::{ImageSource, RgbImage, Sample, shared_data_dir};
+#[cfg(feature = "tensors")]
+pub use loader::{DataPosition, LoaderConfig, PairMode, ViewLoader, ViewPairs};
+pub use split::{SplitInfo, SplitKind, Subset};
+
+/// Everything that can go wrong while locating, fetching, reading or preparing data. Every
+/// variant that concerns a file names it, so a bad file in a 60k-image tree can be found
+/// without a debugger; the fetch errors say what to do about them.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{path}: {source}")]
@@ -54,6 +93,30 @@ pub enum DataError {
     Archive { path: PathBuf, reason: String },
     #[error("{0}")]
     Missing(String),
+    #[error(
+        "{path}: truncated record {record}: file has {len} bytes, not a multiple of the {record_size}-byte record"
+    )]
+    TruncatedRecord {
+        path: PathBuf,
+        record: usize,
+        len: u64,
+        record_size: usize,
+    },
+    #[error("{path}: record {record}: label {label} out of range (must be < {num_classes})")]
+    BadLabel {
+        path: PathBuf,
+        record: usize,
+        label: u8,
+        num_classes: usize,
+    },
+    #[error("{path}: corrupt or unreadable image: {reason}")]
+    CorruptImage { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Layout { path: PathBuf, reason: String },
+    #[error("index {index} out of range for a dataset of {len} items")]
+    IndexOutOfRange { index: usize, len: usize },
+    #[error("invalid data configuration: {0}")]
+    Config(String),
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {

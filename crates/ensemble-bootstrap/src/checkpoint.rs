@@ -32,7 +32,7 @@
 //! Take module records with [`record_of`], which calls `valid()` first so BatchNorm running
 //! statistics are synchronised (`RunningState::value()` can lag one update behind).
 
-use crate::data::DataPosition;
+use bossnas_datasets::DataPosition;
 use bossnas_runfs::{LockError, RunLock, write_atomic};
 use burn::module::Module;
 use burn::optim::{ModuleOptimizer, OptimizerRecord};

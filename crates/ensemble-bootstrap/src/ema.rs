@@ -34,12 +34,28 @@ pub fn make_target<M: Module>(online: &M) -> M {
     online.valid().train().no_grad()
 }
 
-fn is_buffer(path: &[String]) -> bool {
-    path.last()
-        .is_some_and(|leaf| BUFFER_FIELDS.contains(&leaf.as_str()))
+/// Which float tensors of a module an EMA averages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmaScope {
+    /// Parameters only, BN running statistics ([`BUFFER_FIELDS`]) left as they are: the
+    /// Siamese target of the official `_momentum_update`.
+    Parameters,
+    /// Every float tensor, BN running statistics included: timm's `ModelEmaV2` over the whole
+    /// `state_dict`, the evaluation EMA of retraining.
+    ParametersAndBuffers,
+}
+
+impl EmaScope {
+    fn skips(self, path: &[String]) -> bool {
+        self == EmaScope::Parameters
+            && path
+                .last()
+                .is_some_and(|leaf| BUFFER_FIELDS.contains(&leaf.as_str()))
+    }
 }
 
 struct Collect {
+    scope: EmaScope,
     path: Vec<String>,
     entries: Vec<(String, Tensor<1>)>,
 }
@@ -52,7 +68,7 @@ impl ModuleVisitor for Collect {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if is_buffer(&self.path) {
+        if self.scope.skips(&self.path) {
             return;
         }
         let t = param.val().detach();
@@ -62,9 +78,12 @@ impl ModuleVisitor for Collect {
 }
 
 struct EmaMapper {
+    scope: EmaScope,
     path: Vec<String>,
     online: std::vec::IntoIter<(String, Tensor<1>)>,
     momentum: f64,
+    /// The first structural difference met; the tensors after it are left as they are.
+    mismatch: Option<String>,
 }
 
 impl ModuleMapper for EmaMapper {
@@ -75,25 +94,28 @@ impl ModuleMapper for EmaMapper {
         self.path.pop();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if is_buffer(&self.path) {
+        if self.mismatch.is_some() || self.scope.skips(&self.path) {
             return param;
         }
         let here = self.path.join(".");
-        let (name, online) = self
-            .online
-            .next()
-            .unwrap_or_else(|| panic!("EMA: online module has no parameter for target `{here}`"));
-        assert_eq!(
-            name, here,
-            "EMA: online and target modules differ in structure"
-        );
+        let Some((name, online)) = self.online.next() else {
+            self.mismatch = Some(format!("the online module has no tensor for `{here}`"));
+            return param;
+        };
+        if name != here {
+            self.mismatch = Some(format!(
+                "the modules differ in structure: `{name}` (online) against `{here}`"
+            ));
+            return param;
+        }
         let (id, target, mapper) = param.consume();
         let shape = target.shape();
-        assert_eq!(
-            online.shape().num_elements(),
-            shape.num_elements(),
-            "EMA: shape mismatch at `{here}`"
-        );
+        if online.shape().num_elements() != shape.num_elements() {
+            self.mismatch = Some(format!(
+                "`{here}`: shape {shape:?} differs from the online module's"
+            ));
+            return Param::from_mapped_value(id, target, mapper);
+        }
         let online = online.reshape(shape).to_device(&target.device());
         let updated =
             (target.mul_scalar(self.momentum) + online.mul_scalar(1.0 - self.momentum)).detach();
@@ -101,31 +123,57 @@ impl ModuleMapper for EmaMapper {
     }
 }
 
-/// Returns `m·target + (1 − m)·online` for every float parameter (buffers excluded).
+/// Returns `m·target + (1 − m)·online` for every float tensor of `scope`, matched by its path
+/// in the module tree. The target's training flags and gradient settings are kept. This is the
+/// one EMA of the workspace: the Siamese target ([`ema_update`]) and retraining's evaluation
+/// EMA (`bossnas_retrain::ema::ModelEma`) both call it.
+///
+/// # Errors
+/// If the two modules differ in structure or in a tensor's size (the message names the
+/// tensor); the returned error drops the partly averaged target.
+pub fn ema_average<M: Module>(
+    target: M,
+    online: &M,
+    momentum: f64,
+    scope: EmaScope,
+) -> Result<M, String> {
+    let mut collect = Collect {
+        scope,
+        path: Vec::new(),
+        entries: Vec::new(),
+    };
+    online.visit(&mut collect);
+    let mut mapper = EmaMapper {
+        scope,
+        path: Vec::new(),
+        online: collect.entries.into_iter(),
+        momentum,
+        mismatch: None,
+    };
+    let target = target.map(&mut mapper);
+    if let Some(m) = mapper.mismatch {
+        return Err(format!("EMA: {m}"));
+    }
+    if let Some((name, _)) = mapper.online.next() {
+        return Err(format!(
+            "EMA: the online module has more tensors than the target (first extra: `{name}`)"
+        ));
+    }
+    Ok(target)
+}
+
+/// Returns `m·target + (1 − m)·online` for every float parameter (buffers excluded): the
+/// Siamese target update.
 ///
 /// Both modules must have the same structure (the target made by [`make_target`] or loaded
 /// from the same architecture). The target's training flags, gradient settings and BN running
 /// statistics are left as they are.
 ///
 /// # Panics
-/// If the two modules differ in structure or parameter shapes.
+/// If the two modules differ in structure or parameter shapes (a programming error: the
+/// target is always a copy of the online network).
 pub fn ema_update<M: Module>(target: M, online: &M, momentum: f64) -> M {
-    let mut collect = Collect {
-        path: Vec::new(),
-        entries: Vec::new(),
-    };
-    online.visit(&mut collect);
-    let mut mapper = EmaMapper {
-        path: Vec::new(),
-        online: collect.entries.into_iter(),
-        momentum,
-    };
-    let target = target.map(&mut mapper);
-    assert!(
-        mapper.online.next().is_none(),
-        "EMA: online module has more parameters than the target"
-    );
-    target
+    ema_average(target, online, momentum, EmaScope::Parameters).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[cfg(test)]
@@ -218,5 +266,33 @@ mod tests {
         close(&vals(online.bn.running_mean.value_sync()), &[0.0, 0.0]);
         let target = target.valid();
         assert!(vals(target.bn.running_mean.value_sync())[0] != 0.0);
+    }
+
+    #[test]
+    fn both_scopes_and_a_mismatch_named() {
+        let device = Device::flex();
+        let zeros = || net([[0.0, 0.0], [0.0, 0.0]], [0.0, 0.0], &device);
+        let online = net([[4.0, 4.0], [4.0, 4.0]], [4.0, 4.0], &device);
+        // Running mean: 0 in a fresh target, 2 in the online module. (Mapping a module writes
+        // its running state in place and clones share it, so each call gets its own target.)
+        online
+            .bn
+            .running_mean
+            .update(Tensor::<1>::from_data([2.0, 2.0], &device));
+        let _ = online.bn.running_mean.value_sync();
+        let with = ema_average(zeros(), &online, 0.5, EmaScope::ParametersAndBuffers).unwrap();
+        close(&vals(with.fc.weight.val()), &[2.0; 4]);
+        close(&vals(with.bn.running_mean.value_sync()), &[1.0, 1.0]);
+        let without = ema_average(zeros(), &online, 0.5, EmaScope::Parameters).unwrap();
+        close(&vals(without.fc.weight.val()), &[2.0; 4]);
+        close(&vals(without.bn.running_mean.value_sync()), &[0.0, 0.0]);
+
+        // A target of another shape is refused, naming the tensor, instead of panicking.
+        let wide = Net {
+            fc: burn::nn::LinearConfig::new(2, 3).init(&device),
+            bn: BatchNormConfig::new(3).init(&device),
+        };
+        let err = ema_average(wide, &online, 0.5, EmaScope::Parameters).unwrap_err();
+        assert!(err.contains("fc.weight"), "{err}");
     }
 }

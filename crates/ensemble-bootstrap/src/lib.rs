@@ -19,7 +19,6 @@
 pub mod adapter;
 pub mod checkpoint;
 pub mod config;
-pub mod data;
 pub mod ema;
 pub mod heads;
 pub mod lars;

@@ -11,8 +11,8 @@ use bossnas_supernet::{BlockPath, Supernet};
 use burn::tensor::Device;
 
 use crate::config::RunConfig;
-use crate::data::ImageSource;
 use crate::siamese::{OnlineNet, TargetNet};
+use bossnas_datasets::ImageSource;
 
 /// Errors a selector may return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

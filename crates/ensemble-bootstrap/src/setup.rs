@@ -17,9 +17,9 @@ use hytra_space::SpaceKind;
 use hytra_space::nats::NatsSplit;
 
 use crate::config::{AugmentPreset, DataSplit, DatasetKind, RunConfig, ViewMode};
-use crate::data::augment::{CropConfig, Normalize};
-use crate::data::split::make_split;
-use crate::data::{
+use bossnas_datasets::augment::{CropConfig, Normalize};
+use bossnas_datasets::split::make_split;
+use bossnas_datasets::{
     Cifar100Label, CifarBinary, CifarFileSplit, CorruptImagePolicy, DataError, ImageFolder,
     ImageSource, LoaderConfig, PairMode, RgbImage, Sample, SplitKind, Subset, ViewConfig,
 };

@@ -53,7 +53,6 @@ use serde::Serialize;
 
 use crate::checkpoint::{CheckpointError, RngState, RunDir, TrainState, record_of};
 use crate::config::{ConfigError, NanPolicy, RunConfig};
-use crate::data::{DataError, ImageSource, ViewLoader};
 use crate::lars::drop_zero_grads;
 use crate::phase::span;
 use crate::progress::{ProgressFormat, TrainProgress};
@@ -66,6 +65,7 @@ use crate::setup::{
 };
 use crate::siamese::{HeadError, HeadSpec, OnlineNet, Siamese, ensemble_forward};
 use crate::time_budget::{BlockRun, TimeBudget};
+use bossnas_datasets::{DataError, ImageSource, ViewLoader};
 
 /// Everything that can stop a run.
 #[derive(Debug, thiserror::Error)]

@@ -1,14 +1,12 @@
 //! RandAugment ops and the evaluation resize against Pillow 13 (reference values made by
 //! `tests/golden/make_pil_ops.py`, committed as `tests/golden/pil_ops.json`).
 
-use ensemble_bootstrap::data::RgbImage;
-use ensemble_bootstrap::data::augment::{adjust_brightness, adjust_contrast, adjust_saturation};
-use ensemble_bootstrap::data::rand_augment::{
+use bossnas_datasets::RgbImage;
+use bossnas_datasets::augment::{adjust_brightness, adjust_contrast, adjust_saturation};
+use bossnas_datasets::rand_augment::{
     adjust_sharpness, affine, autocontrast, equalize, posterize, rotate, solarize_add, solarize_at,
 };
-use ensemble_bootstrap::data::resample::{
-    Filter, center_crop, resize_filtered, resize_shorter_side,
-};
+use bossnas_datasets::resample::{Filter, center_crop, resize_filtered, resize_shorter_side};
 use serde_json::Value;
 
 fn golden() -> Value {

@@ -357,7 +357,7 @@ fn fixed_batch_loss_decreases() {
     });
     let mut s = Siamese::new(backbone, h, p);
     let data = open_data(&cfg).unwrap();
-    let mut loader = ensemble_bootstrap::data::ViewLoader::new(
+    let mut loader = bossnas_datasets::ViewLoader::new(
         data.train,
         ensemble_bootstrap::setup::loader_config(&cfg),
     )

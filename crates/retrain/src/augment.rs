@@ -17,7 +17,7 @@ pub fn step_rng(seed: u64, step: u64, salt: u64) -> ChaCha8Rng {
 }
 
 /// A standard normal sample (Box–Muller), shared with RandAugment's magnitude noise.
-pub use ensemble_bootstrap::data::rand_augment::standard_normal as normal;
+pub use bossnas_datasets::rand_augment::standard_normal as normal;
 
 /// A Gamma(shape, 1) sample (Marsaglia–Tsang; shape < 1 via the `U^(1/shape)` boost).
 pub fn gamma(rng: &mut impl Rng, shape: f64) -> f64 {

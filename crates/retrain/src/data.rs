@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ensemble_bootstrap::data::augment::{CropConfig, Interpolation, Normalize};
-use ensemble_bootstrap::data::rand_augment::RandAugment;
-use ensemble_bootstrap::data::{
+use bossnas_datasets::augment::{CropConfig, Interpolation, Normalize};
+use bossnas_datasets::rand_augment::RandAugment;
+use bossnas_datasets::{
     CorruptImagePolicy, ImageFolder, ImageSource, LoaderConfig, PairMode, Subset, ViewConfig,
     ViewLoader,
 };
@@ -273,8 +273,8 @@ mod tests {
                 ..
             }
         ));
-        let img = ensemble_bootstrap::data::RgbImage::zeros(300, 250);
-        let mut rng = <ensemble_bootstrap::data::ViewRng as rand::SeedableRng>::seed_from_u64(1);
+        let img = bossnas_datasets::RgbImage::zeros(300, 250);
+        let mut rng = <bossnas_datasets::ViewRng as rand::SeedableRng>::seed_from_u64(1);
         let out = v.augment(&img, &mut rng).unwrap();
         assert_eq!((out.width, out.height), (224, 224));
         let e = eval_view(&r).augment(&img, &mut rng).unwrap();
@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn real_cifar_fixture_through_the_loader() {
         // The 20 exact CIFAR-10 test images in the official binary layout, as every batch.
-        let shared = ensemble_bootstrap::data::shared_data_dir().unwrap();
+        let shared = bossnas_datasets::shared_data_dir().unwrap();
         let bin = std::fs::read(shared.join("cifar-exact/cifar10_test_first20.bin")).unwrap();
         let dir = tempfile::tempdir().unwrap();
         for f in [

@@ -5,44 +5,8 @@
 //! The EMA copy lives off the autodiff graph: create it with [`ModelEma::new`] (a deep copy via
 //! `valid()`, which gives it its own BN running state; `clone()` would share it).
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::Tensor;
-
-struct Collect(Vec<Tensor<1>>);
-
-impl ModuleVisitor for Collect {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let t = param.val().detach();
-        let n = t.shape().num_elements();
-        self.0.push(t.reshape([n]));
-    }
-}
-
-struct Average {
-    online: std::vec::IntoIter<Tensor<1>>,
-    decay: f64,
-    mismatch: Option<String>,
-}
-
-impl ModuleMapper for Average {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some(online) = self.online.next() else {
-            self.mismatch = Some("the model has fewer tensors than its EMA".into());
-            return param;
-        };
-        let (id, ema, mapper) = param.consume();
-        let shape = ema.shape();
-        if online.shape().num_elements() != shape.num_elements() {
-            self.mismatch = Some(format!(
-                "tensor of shape {shape:?} differs from the model's"
-            ));
-            return Param::from_mapped_value(id, ema, mapper);
-        }
-        let online = online.reshape(shape).to_device(&ema.device());
-        let updated = ema.mul_scalar(self.decay) + online.mul_scalar(1.0 - self.decay);
-        Param::from_mapped_value(id, updated, mapper)
-    }
-}
+use burn::module::Module;
+use ensemble_bootstrap::ema::{EmaScope, ema_average};
 
 /// An exponential moving average of a module.
 #[derive(Debug, Clone)]
@@ -62,28 +26,36 @@ impl<M: Module> ModelEma<M> {
         }
     }
 
-    /// `ema ← d·ema + (1 − d)·model`. Errors if the two modules differ in structure.
+    /// `ema ← d·ema + (1 − d)·model` (the workspace's one EMA,
+    /// [`ensemble_bootstrap::ema::ema_average`], over parameters and buffers). Errors if the
+    /// two modules differ in structure; the average is then left as it was.
     pub fn update(&mut self, model: &M) -> Result<(), String> {
-        let mut c = Collect(Vec::new());
-        model.visit(&mut c);
-        let mut avg = Average {
-            online: c.0.into_iter(),
-            decay: self.decay,
-            mismatch: None,
-        };
-        self.module = self.module.clone().map(&mut avg);
-        if avg.online.next().is_some() {
-            avg.mismatch = Some("the model has more tensors than its EMA".into());
-        }
-        avg.mismatch.map_or(Ok(()), Err)
+        self.module = ema_average(
+            self.module.clone(),
+            model,
+            self.decay,
+            EmaScope::ParametersAndBuffers,
+        )?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::module::{ModuleVisitor, Param};
     use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
-    use burn::tensor::Device;
+    use burn::tensor::{Device, Tensor};
+
+    struct Collect(Vec<Tensor<1>>);
+
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val();
+            let n = t.shape().num_elements();
+            self.0.push(t.reshape([n]));
+        }
+    }
 
     #[derive(Module, Debug)]
     struct Net {

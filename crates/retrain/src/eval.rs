@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use bossnas_datasets::ImageSource;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use ensemble_bootstrap::data::ImageSource;
 use serde::{Deserialize, Serialize};
 
 use crate::RetrainError;

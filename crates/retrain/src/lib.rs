@@ -72,8 +72,8 @@ impl RetrainError {
     }
 }
 
-impl From<ensemble_bootstrap::data::DataError> for RetrainError {
-    fn from(e: ensemble_bootstrap::data::DataError) -> Self {
+impl From<bossnas_datasets::DataError> for RetrainError {
+    fn from(e: bossnas_datasets::DataError) -> Self {
         RetrainError::Data(e.to_string())
     }
 }

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use bossnas_datasets::rand_augment::RandAugment;
 use ensemble_bootstrap::config::parse_layered;
-use ensemble_bootstrap::data::rand_augment::RandAugment;
 
 use crate::RetrainError;
 

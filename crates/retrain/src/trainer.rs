@@ -199,7 +199,7 @@ impl Ckpt<'_> {
         ema: Option<&ModelEma<RetrainNet>>,
         opt: &burn::optim::ModuleOptimizer,
         step: u64,
-        loader: &ensemble_bootstrap::data::ViewLoader,
+        loader: &bossnas_datasets::ViewLoader,
         finished: bool,
     ) -> Result<PathBuf, RetrainError> {
         let spe = self.spe;

@@ -25,12 +25,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use bossnas_datasets::ImageSource;
+use bossnas_datasets::loader::{LoaderConfig, PairMode, ViewLoader};
 use bossnas_supernet::{BlockPath, Supernet};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use ensemble_bootstrap::config::RunConfig;
-use ensemble_bootstrap::data::ImageSource;
-use ensemble_bootstrap::data::loader::{LoaderConfig, PairMode, ViewLoader};
 use ensemble_bootstrap::selector::{BlockContext, BlockSelector, BoxError, SelectorFactory};
 use ensemble_bootstrap::siamese::{OnlineNet, TargetNet};
 use serde::{Deserialize, Serialize};
@@ -307,8 +307,7 @@ pub fn rate_block<S: Supernet>(
     let bs = cfg.rating.batch_size.max(1);
     let loader = rating_loader(cfg, rating_data.clone(), bs)?;
     let epoch = options.view_epoch.unwrap_or(block as u64);
-    let data_err =
-        |e: ensemble_bootstrap::data::DataError| SearchError::Model(format!("rating data: {e}"));
+    let data_err = |e: bossnas_datasets::DataError| SearchError::Model(format!("rating data: {e}"));
     let calib_idx: Vec<usize> = (0..cfg.rating.calibration_batch_size.clamp(1, n)).collect();
     let calib = loader
         .load(&calib_idx, epoch.wrapping_add(1_000_003), device)

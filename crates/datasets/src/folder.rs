@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{DataError, ImageSource, RgbImage, Sample, io_err};
+use crate::{DataError, ImageSource, RgbImage, Sample, io_err};
 
 /// What to do with an image that cannot be decoded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,7 +278,7 @@ pub(crate) mod tests {
     #[test]
     #[ignore = "needs the unpacked CIFAR-10 JPEG tree (BOSSNAS_CIFAR10_JPEG)"]
     fn cifar10_jpeg_tree_matches_official_labels() {
-        use crate::data::{CifarBinary, CifarLayout, shared_data_dir};
+        use crate::{CifarBinary, CifarLayout, shared_data_dir};
         let root = std::env::var_os("BOSSNAS_CIFAR10_JPEG")
             .map(PathBuf::from)
             .expect("set BOSSNAS_CIFAR10_JPEG to the unpacked cifar10_jpeg/ folder");

@@ -14,8 +14,8 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::augment::{ViewRng, adjust_brightness, adjust_contrast, adjust_saturation};
-use super::{DataError, RgbImage};
+use crate::augment::{ViewRng, adjust_brightness, adjust_contrast, adjust_saturation};
+use crate::{DataError, RgbImage};
 
 /// Magnitude scale of timm's level functions (`_LEVEL_DENOM`).
 const LEVEL_DENOM: f64 = 10.0;

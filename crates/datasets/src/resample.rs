@@ -7,7 +7,7 @@
 //! Pillow to ±1 grey level (Pillow accumulates in fixed point). Tested against Pillow 13 in
 //! `tests/pil_golden.rs`.
 
-use super::{DataError, RgbImage};
+use crate::{DataError, RgbImage};
 
 /// Reconstruction filter of [`resize_filtered`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +140,7 @@ pub fn center_crop(img: &RgbImage, size: usize) -> Result<RgbImage, DataError> {
         )));
     }
     let off = |side: usize| ((side - size) as f64 / 2.0).round_ties_even() as usize;
-    super::augment::crop(img, off(img.height), off(img.width), size, size)
+    crate::augment::crop(img, off(img.height), off(img.width), size, size)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{DataError, ImageSource, Sample};
+use crate::{DataError, ImageSource, Sample};
 
 /// A view of a source restricted to (and re-ordered by) a list of indices.
 #[derive(Clone)]
@@ -178,7 +178,7 @@ pub fn make_split(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::RgbImage;
+    use crate::RgbImage;
 
     /// Item i is a 1×1 image whose red value and label encode i.
     struct Toy(usize);

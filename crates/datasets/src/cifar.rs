@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DataError, ImageSource, RgbImage, Sample, io_err};
+use crate::{DataError, ImageSource, RgbImage, Sample, io_err};
 
 /// Pixel bytes per record (3 planes of 32×32).
 pub const CIFAR_PIXELS: usize = 3 * 32 * 32;
@@ -259,7 +259,7 @@ impl ImageSource for CifarBinary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{folder::decode_image, shared_data_dir};
+    use crate::{folder::decode_image, shared_data_dir};
 
     fn exact_dir() -> PathBuf {
         shared_data_dir()

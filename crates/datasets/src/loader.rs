@@ -19,9 +19,9 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::augment::{ViewConfig, ViewRng};
-use super::folder::CorruptImagePolicy;
-use super::{DataError, ImageSource};
+use crate::augment::{ViewConfig, ViewRng};
+use crate::folder::CorruptImagePolicy;
+use crate::{DataError, ImageSource};
 
 /// How many view pairs a sample yields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -381,7 +381,7 @@ impl ViewLoader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{CifarBinary, CifarLayout, ImageFolder, shared_data_dir};
+    use crate::{CifarBinary, CifarLayout, ImageFolder, shared_data_dir};
 
     fn fixture() -> Arc<dyn ImageSource> {
         let p = shared_data_dir()
@@ -519,7 +519,7 @@ mod tests {
     #[test]
     fn corrupt_items_skip_or_fail() {
         let tmp = tempfile::tempdir().unwrap();
-        crate::data::folder::tests::write_tree(tmp.path(), true);
+        crate::folder::tests::write_tree(tmp.path(), true);
         let src: Arc<dyn ImageSource> = Arc::new(ImageFolder::new(tmp.path()).unwrap());
         let dev = Device::flex();
         let mk = |policy| LoaderConfig {

@@ -1,72 +1,11 @@
-//! Data pipeline for ensemble-bootstrapping supernet training (spec §3.3, §4.6, §5.2, §6.5).
-//!
-//! Layers, bottom-up:
-//! - [`ImageSource`]: indexable labelled RGB images, decoded on demand
-//!   ([`cifar::CifarBinary`], [`folder::ImageFolder`], [`split::Subset`]).
-//! - [`split`]: train / held-out splits (official or the NATS-style 25k/25k) and size caps.
-//! - [`augment`]: BYOL view augmentations on `u8` HWC images, driven by a seeded RNG;
-//!   [`rand_augment`] (timm RandAugment) and [`resample`] (Pillow-style antialiased resize,
-//!   resize + centre crop) for supervised retraining views.
-//! - [`loader`]: parallel decode + augment into `[B, 3, H, W]` view-pair tensors, with a
-//!   resumable [`loader::DataPosition`].
-//!
-//! We do not use burn-dataset's `ImageFolderDataset`: in 0.22.1 its item mapper does
-//! `image::open(..).unwrap()` (a corrupt file panics instead of returning an error), and its
-//! `vision` feature pulls in `network` and the full default `image` codec set (avif/rav1e).
-//! The `image` crate with only `jpeg` + `png` is all we need.
-
-pub mod augment;
-pub mod cifar;
-pub mod folder;
-pub mod loader;
-pub mod rand_augment;
-pub mod resample;
-pub mod split;
+//! Labelled images: the decoded pixel type, one sample, and the trait every image source
+//! ([`crate::cifar::CifarBinary`], [`crate::folder::ImageFolder`], [`crate::split::Subset`])
+//! implements.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use augment::{ViewConfig, ViewRng};
-pub use cifar::{Cifar100Label, CifarBinary, CifarFileSplit, CifarLayout};
-pub use folder::{CorruptImagePolicy, ImageFolder};
-pub use loader::{DataPosition, LoaderConfig, PairMode, ViewLoader, ViewPairs};
-pub use split::{SplitInfo, SplitKind, Subset};
-
-/// Everything that can go wrong while reading or preparing data. Every variant that concerns a
-/// file names it, so a bad file in a 60k-image tree can be found without a debugger.
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "{path}: truncated record {record}: file has {len} bytes, not a multiple of the {record_size}-byte record"
-    )]
-    TruncatedRecord {
-        path: PathBuf,
-        record: usize,
-        len: u64,
-        record_size: usize,
-    },
-    #[error("{path}: record {record}: label {label} out of range (must be < {num_classes})")]
-    BadLabel {
-        path: PathBuf,
-        record: usize,
-        label: u8,
-        num_classes: usize,
-    },
-    #[error("{path}: corrupt or unreadable image: {reason}")]
-    CorruptImage { path: PathBuf, reason: String },
-    #[error("{path}: {reason}")]
-    Layout { path: PathBuf, reason: String },
-    #[error("index {index} out of range for a dataset of {len} items")]
-    IndexOutOfRange { index: usize, len: usize },
-    #[error("invalid data configuration: {0}")]
-    Config(String),
-}
+use crate::DataError;
 
 /// An 8-bit RGB image in HWC (interleaved, row-major) order — the layout PIL/torchvision
 /// augmentations work on, so our ops can mirror theirs pixel for pixel.
@@ -166,12 +105,5 @@ pub fn shared_data_dir() -> Result<PathBuf, DataError> {
                      holding cifar-exact/ and cifar10-jpeg/"
                 .into(),
         })
-    }
-}
-
-pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
-    move |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
     }
 }

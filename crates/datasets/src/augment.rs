@@ -18,9 +18,9 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::rand_augment::RandAugment;
-use super::resample::{Filter, center_crop, resize_filtered, resize_shorter_side};
-use super::{DataError, RgbImage};
+use crate::rand_augment::RandAugment;
+use crate::resample::{Filter, center_crop, resize_filtered, resize_shorter_side};
+use crate::{DataError, RgbImage};
 
 /// The RNG for augmentations: ChaCha8 is specified (portable, value-stable across platforms and
 /// `rand` releases), unlike `StdRng`.
