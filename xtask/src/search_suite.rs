@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bench_nats::{CorrelateOptions, GroundTruth, ScoresInput, correlate};
+use bossnas_config::RunConfig;
 use bossnas_datasets::{DataDir, FetchPolicy, NatsFetchPolicy, ensure, ensure_nats};
-use bossnas_kernels::device::DeviceSpec;
+use bossnas_kernels::device::{DeviceSpec, ToDevice};
 use bossnas_search::run::{SearchRequest, search_run};
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use ensemble_bootstrap::checkpoint::{METRICS, RunDir};
-use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::progress::ProgressFormat;
 use ensemble_bootstrap::selector::SelectorFactory;
 use ensemble_bootstrap::time_budget::block_runs;

@@ -477,7 +477,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod diff_tests {
-    use ensemble_bootstrap::config::RunConfig;
+    use bossnas_config::RunConfig;
 
     use super::*;
 

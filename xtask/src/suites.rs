@@ -39,7 +39,7 @@ pub struct PaperFigure {
 pub struct SearchSuite {
     pub name: &'static str,
     pub title: &'static str,
-    /// Config preset (`ensemble_bootstrap::config::PRESETS`).
+    /// Config preset (`bossnas_config::PRESETS`).
     pub preset: &'static str,
     /// Dataset to locate (`None`: synthetic images).
     pub dataset: Option<Dataset>,
@@ -252,8 +252,8 @@ pub fn search_suite(suite: Suite) -> Option<SearchSuite> {
 
 #[cfg(test)]
 mod tests {
+    use bossnas_config::RunConfig;
     use clap::ValueEnum;
-    use ensemble_bootstrap::config::RunConfig;
 
     use super::*;
 

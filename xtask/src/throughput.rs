@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use bossnas_kernels::device::DeviceSpec;
+use bossnas_config::{DatasetKind, RunConfig};
+use bossnas_kernels::device::{DeviceSpec, ToDevice};
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use ensemble_bootstrap::checkpoint::{METRICS, RunDir};
-use ensemble_bootstrap::config::{DatasetKind, RunConfig};
 use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 use serde_json::json;
 

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use bossnas_config::DatasetKind;
 use bossnas_datasets::{
     DataDir, Dataset, FetchPolicy, NatsData, NatsFetchPolicy, ensure, ensure_nats,
 };
-use ensemble_bootstrap::config::DatasetKind;
 
 /// The data directory, absolute (a run's saved config must not depend on the working folder).
 pub fn data_dir(flag: Option<&Path>) -> DataDir {

@@ -60,7 +60,7 @@ fn with_presets(cmd: clap::Command) -> clap::Command {
     let train = format!(
         "Required unless --resume: a preset ({}) or a `.toml`/`.json` config file (--resume \
          uses the run's config.resolved.toml)",
-        ensemble_bootstrap::config::PRESETS.join(", ")
+        bossnas_config::PRESETS.join(", ")
     );
     let recipe = format!(
         "Required unless --resume: a recipe preset ({}) or a `.toml`/`.json` recipe file",

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use bossnas_kernels::device::DeviceSpec;
+use bossnas_kernels::device::{DeviceSpec, ToDevice};
 use bossnas_retrain::Device;
 use bossnas_retrain::arch::ArchSpec;
 use bossnas_retrain::data::open_sources;

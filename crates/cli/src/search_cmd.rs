@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use bossnas_kernels::device::DeviceSpec;
+use bossnas_kernels::device::{DeviceSpec, ToDevice};
 use bossnas_search::rating::CentreMode;
 use bossnas_search::run::{SearchRequest, load_run_config, rate_run, search_run};
 use bossnas_search::search::{Budget, EvolutionConfig, ScoreWeights, SearchMethod};
@@ -199,7 +199,7 @@ fn cfg_kind(run: &std::path::Path) -> Result<hytra_space::SpaceKind> {
 /// block is still being trained (then it is rated from the newest checkpoint).
 fn finished_rankings(
     run: &std::path::Path,
-    cfg: &ensemble_bootstrap::config::RunConfig,
+    cfg: &bossnas_config::RunConfig,
 ) -> Result<Option<String>> {
     let blocks = bossnas_search::select::space_of(cfg).num_blocks();
     let dir = run.join("rating");

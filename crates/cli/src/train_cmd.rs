@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use bossnas_kernels::device::DeviceSpec;
+use bossnas_config::{PRESETS, RunConfig};
+use bossnas_kernels::device::{DeviceSpec, ToDevice};
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use clap::Args;
 use ensemble_bootstrap::checkpoint::RunDir;
-use ensemble_bootstrap::config::{PRESETS, RunConfig};
 use ensemble_bootstrap::progress::ProgressFormat;
 use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 

@@ -267,14 +267,14 @@ const CONFIG_KEYS: &[&str] = &[
 #[test]
 fn fuzz_config_toml() {
     fuzz("config_toml", CONFIG_KEYS, |b| {
-        let _ = ensemble_bootstrap::config::RunConfig::from_toml_str(text(b));
+        let _ = bossnas_config::RunConfig::from_toml_str(text(b));
     });
 }
 
 #[test]
 fn fuzz_config_json() {
     fuzz("config_json", CONFIG_KEYS, |b| {
-        let _ = ensemble_bootstrap::config::RunConfig::from_json_str(text(b));
+        let _ = bossnas_config::RunConfig::from_json_str(text(b));
     });
 }
 
@@ -417,7 +417,7 @@ fn write_seed_corpus() {
     let put = |dir: &str, name: &str, bytes: &[u8]| {
         std::fs::write(corpus.join(dir).join(name), bytes).unwrap();
     };
-    let cfg = ensemble_bootstrap::config::RunConfig::preset("tiny").unwrap();
+    let cfg = bossnas_config::RunConfig::preset("tiny").unwrap();
     put(
         "config_toml",
         "tiny-resolved.toml",

@@ -7,7 +7,7 @@
 #![cfg(feature = "wgpu")]
 
 use bossnas_blocks::nats::SlimWidthsConfig;
-use bossnas_kernels::device::DeviceSpec;
+use bossnas_kernels::device::{DeviceSpec, ToDevice};
 use bossnas_supernet::Supernet;
 use bossnas_supernet::nats::{NatsSupernet, NatsSupernetConfig};
 use burn::module::Module;

@@ -45,7 +45,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Resolved configuration file name.
-pub const RESOLVED_CONFIG: &str = "config.resolved.toml";
+pub use bossnas_config::RESOLVED_CONFIG;
 /// Metrics log file name.
 pub const METRICS: &str = "metrics.jsonl";
 /// Checkpoint directory name.

@@ -10,6 +10,7 @@
 //! Initialisation: projector linears kaiming-normal (fan_in, ReLU gain √2), predictor linears
 //! N(0, 0.01²); all linear biases 0; BN γ = 1, β = 0.
 
+use bossnas_config::RunConfig;
 use bossnas_kernels::batch_norm_relu;
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -83,6 +84,17 @@ pub struct ProjectorConfig {
 }
 
 impl ProjectorConfig {
+    /// The run's projector for a block whose (adapted) output has `block_channels` channels;
+    /// `heads.projector_in` overrides it when the supernet adapts channels.
+    pub fn from_run(cfg: &RunConfig, block_channels: usize) -> Self {
+        Self::new()
+            .with_in_channels(cfg.heads.projector_in.unwrap_or(block_channels))
+            .with_hidden(cfg.heads.projector_hidden)
+            .with_out(cfg.heads.projector_out)
+    }
+}
+
+impl ProjectorConfig {
     /// Builds a projector with kaiming-normal (fan_in, ReLU) linear weights and zero biases.
     pub fn init(&self, device: &Device) -> Projector {
         Projector {
@@ -148,6 +160,16 @@ pub struct PredictorConfig {
     /// BN epsilon. Default: 1e-5.
     #[config(default = 1e-5)]
     pub bn_epsilon: f64,
+}
+
+impl PredictorConfig {
+    /// The run's predictor (`heads.*`).
+    pub fn from_run(cfg: &RunConfig) -> Self {
+        Self::new()
+            .with_in_features(cfg.heads.projector_out)
+            .with_hidden(cfg.heads.predictor_hidden)
+            .with_out(cfg.heads.projector_out)
+    }
 }
 
 impl PredictorConfig {

@@ -37,6 +37,7 @@
 //! [`RecordState`]; [`ModuleOptimizer::to_record`] / [`ModuleOptimizer::load_record`] (or
 //! `into_bytes` / `from_bytes`, `save` / `load`) save and restore it exactly.
 
+use bossnas_config::RunConfig;
 use burn::config::Config;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::{
@@ -63,6 +64,16 @@ pub struct LarsConfig {
 }
 
 impl LarsConfig {
+    /// The run's LARS settings (`train.lars_*`).
+    pub fn from_run(cfg: &RunConfig) -> Self {
+        let t = &cfg.train;
+        Self::new()
+            .with_momentum(t.lars_momentum)
+            .with_weight_decay(t.lars_weight_decay)
+            .with_trust_coefficient(t.lars_trust_coefficient)
+            .with_exclude_rank1(t.lars_exclude_bias_bn)
+    }
+
     /// The bare per-tensor optimizer (e.g. for [`ModuleOptimizer::with_group`]).
     pub fn build(&self) -> Lars {
         Lars {
@@ -402,5 +413,18 @@ mod tests {
         assert_eq!(grads.len(), 4);
         let grads = drop_zero_grads(&model, grads);
         assert_eq!(grads.len(), 2);
+    }
+
+    #[test]
+    fn the_paper_presets_use_the_default_lars_and_heads_follow_the_block() {
+        let m = RunConfig::preset("mbconv-imagenet-paper").unwrap();
+        assert_eq!(LarsConfig::from_run(&m), LarsConfig::new());
+        let p = crate::heads::ProjectorConfig::from_run(&m, 40);
+        assert_eq!(p.in_channels, 40); // no `heads.projector_in`: the block's own width
+        let t = RunConfig::preset("tiny").unwrap();
+        assert_eq!(
+            crate::heads::PredictorConfig::from_run(&t).in_features,
+            t.heads.projector_out
+        );
     }
 }

@@ -1,16 +1,14 @@
 //! Siamese ensemble-bootstrapping training of BossNAS supernets: the building blocks.
 //!
 //! - [`lars`]: LARS optimizer (Burn per-tensor `Optimizer`);
-//! - [`schedule`]: warm-up + cosine lr and EMA momentum, pure functions of the block position;
 //! - [`ema`]: online → target EMA over parameters (not BN buffers);
 //! - [`heads`]: projector and predictor MLPs;
 //! - [`loss`]: the ensemble-bootstrapping loss;
-//! - [`config`]: the run configuration, presets and validation;
 //! - [`checkpoint`]: atomic writes, run directory layout, verified checkpoints;
 //! - [`adapter`]: channel adapters in front of a block's projector;
 //! - [`siamese`]: the generic online/target supernet pair with per-block heads;
 //! - [`sampling`]: uniform and strictly fair path sampling;
-//! - [`setup`]: data, loader and supernet from a [`config::RunConfig`];
+//! - [`setup`]: data, loader and supernet from a `bossnas_config::RunConfig`;
 //! - [`trainer`]: the block-wise training loop, block selection hook, exact resume;
 //! - [`phase`]: opt-in time per phase of the training step (benchmarks);
 //! - [`progress`]: terminal progress bar;
@@ -18,7 +16,6 @@
 
 pub mod adapter;
 pub mod checkpoint;
-pub mod config;
 pub mod ema;
 pub mod heads;
 pub mod lars;
@@ -26,7 +23,6 @@ pub mod loss;
 pub mod phase;
 pub mod progress;
 pub mod sampling;
-pub mod schedule;
 pub mod seeded;
 pub mod selector;
 pub mod setup;

@@ -15,7 +15,7 @@ use bossnas_supernet::BlockPath;
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::Sampling;
+use bossnas_config::Sampling;
 
 /// How paths are drawn; see the [module documentation](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bossnas_supernet::{BlockPath, Supernet};
 use burn::tensor::Device;
 
-use crate::config::RunConfig;
 use crate::siamese::{OnlineNet, TargetNet};
+use bossnas_config::RunConfig;
 use bossnas_datasets::ImageSource;
 
 /// Errors a selector may return.

@@ -16,7 +16,7 @@ use burn::tensor::Device;
 use hytra_space::SpaceKind;
 use hytra_space::nats::NatsSplit;
 
-use crate::config::{AugmentPreset, DataSplit, DatasetKind, RunConfig, ViewMode};
+use bossnas_config::{AugmentPreset, DataSplit, DatasetKind, RunConfig, ViewMode};
 use bossnas_datasets::augment::{CropConfig, Normalize};
 use bossnas_datasets::split::make_split;
 use bossnas_datasets::{

@@ -52,12 +52,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::checkpoint::{CheckpointError, RngState, RunDir, TrainState, record_of};
-use crate::config::{ConfigError, NanPolicy, RunConfig};
-use crate::lars::drop_zero_grads;
+use crate::heads::{PredictorConfig, ProjectorConfig};
+use crate::lars::{LarsConfig, drop_zero_grads};
 use crate::phase::span;
 use crate::progress::{ProgressFormat, TrainProgress};
 use crate::sampling::{PathSampler, SamplingError};
-use crate::schedule::{BlockPosition, LrSchedule, MomentumSchedule};
 use crate::seeded::{mix, seeded_heads, seeded_init};
 use crate::selector::{BlockContext, BlockSelector, LOSS_EMA_DECAY, SelectorFactory};
 use crate::setup::{
@@ -65,6 +64,8 @@ use crate::setup::{
 };
 use crate::siamese::{HeadError, HeadSpec, OnlineNet, Siamese, ensemble_forward};
 use crate::time_budget::{BlockRun, TimeBudget};
+use bossnas_config::schedule::{BlockPosition, LrSchedule, MomentumSchedule};
+use bossnas_config::{ConfigError, NanPolicy, RunConfig};
 use bossnas_datasets::{DataError, ImageSource, ViewLoader};
 
 /// Everything that can stop a run.
@@ -262,8 +263,8 @@ impl<S: Supernet> std::fmt::Debug for Trainer<S> {
 fn head_spec(cfg: &RunConfig, spatial: bool) -> HeadSpec {
     HeadSpec {
         projector_in: cfg.heads.projector_in,
-        projector: cfg.projector(cfg.heads.projector_in.unwrap_or(1)),
-        predictor: cfg.predictor(),
+        projector: ProjectorConfig::from_run(cfg, cfg.heads.projector_in.unwrap_or(1)),
+        predictor: PredictorConfig::from_run(cfg),
         spatial_adapters: spatial,
     }
 }
@@ -335,7 +336,7 @@ impl<S: Supernet> Trainer<S> {
         let online = ck.load_module("online", s.online)?;
         let target = ck.load_module("target", s.target)?.no_grad();
         t.siamese = Some(Siamese { online, target });
-        t.optimizer = ck.load_optimizer(t.cfg.lars().init())?;
+        t.optimizer = ck.load_optimizer(LarsConfig::from_run(&t.cfg).init())?;
         t.rng = st
             .rng
             .as_ref()
@@ -378,7 +379,7 @@ impl<S: Supernet> Trainer<S> {
             head.build(&backbone, &[], &population, &device)
         })?;
         Ok(Self {
-            optimizer: cfg.lars().init(),
+            optimizer: LarsConfig::from_run(&cfg).init(),
             rng: ChaCha8Rng::seed_from_u64(mix(cfg.seed, 0x9A7B)),
             sampler: PathSampler::new(cfg.train.sampling.into(), cfg.train.paths_per_step),
             siamese: Some(Siamese::new(backbone, h, p)),
@@ -422,7 +423,7 @@ impl<S: Supernet> Trainer<S> {
             }
         };
         self.siamese = Some(s.with_new_heads(head, predictor));
-        self.optimizer = self.cfg.lars().init();
+        self.optimizer = LarsConfig::from_run(&self.cfg).init();
         Ok(())
     }
 

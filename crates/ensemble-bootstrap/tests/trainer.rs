@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use bossnas_blocks::mbconv::MbconvStemConfig;
+use bossnas_config::{RunConfig, Sampling, ViewMode};
 use bossnas_supernet::hytra::HytraSupernetConfig;
 use bossnas_supernet::mbconv::{MbconvBackboneConfig, MbconvSupernet, MbconvSupernetConfig};
 use bossnas_supernet::{BlockPath, Supernet};
@@ -11,8 +12,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use ensemble_bootstrap::checkpoint::RunDir;
-use ensemble_bootstrap::config::{RunConfig, Sampling, ViewMode};
 use ensemble_bootstrap::ema::ema_update;
+use ensemble_bootstrap::heads::{PredictorConfig, ProjectorConfig};
 use ensemble_bootstrap::lars::{LarsConfig, drop_zero_grads};
 use ensemble_bootstrap::seeded::seeded_init;
 use ensemble_bootstrap::selector::{LossEmaSelector, LossEmaSelectorFactory};
@@ -348,8 +349,8 @@ fn fixed_batch_loss_decreases() {
     let population = backbone.population(0, &[]);
     let spec = ensemble_bootstrap::siamese::HeadSpec {
         projector_in: cfg.heads.projector_in,
-        projector: cfg.projector(16),
-        predictor: cfg.predictor(),
+        projector: ProjectorConfig::from_run(&cfg, 16),
+        predictor: PredictorConfig::from_run(&cfg),
         spatial_adapters: false,
     };
     let (h, p) = seeded_init(&device, 2, || {

@@ -1,7 +1,7 @@
 //! Retraining recipes: every hyper-parameter of a supervised run, as TOML (or JSON).
 //!
 //! A file may start from a preset (`preset = "nats-cifar"`) and override any subset of the
-//! sections (deep merge, as `ensemble_bootstrap::config`). Unknown keys are rejected and
+//! sections (deep merge, as `bossnas_config`). Unknown keys are rejected and
 //! [`Recipe::validate`] names the offending field.
 //!
 //! Presets ([`PRESETS`]):
@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use bossnas_config::parse_layered;
 use bossnas_datasets::rand_augment::RandAugment;
-use ensemble_bootstrap::config::parse_layered;
 
 use crate::RetrainError;
 

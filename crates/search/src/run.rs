@@ -10,10 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
+use bossnas_config::RunConfig;
 use bossnas_supernet::Supernet;
 use burn::tensor::Device;
 use ensemble_bootstrap::checkpoint::RunDir;
-use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::setup::{SupernetTask, open_data, spatial_adapters, with_supernet};
 use ensemble_bootstrap::trainer::{TrainOptions, Trainer};
 

@@ -25,12 +25,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use bossnas_config::RunConfig;
 use bossnas_datasets::ImageSource;
 use bossnas_datasets::loader::{LoaderConfig, PairMode, ViewLoader};
 use bossnas_supernet::{BlockPath, Supernet};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::selector::{BlockContext, BlockSelector, BoxError, SelectorFactory};
 use ensemble_bootstrap::siamese::{OnlineNet, TargetNet};
 use serde::{Deserialize, Serialize};

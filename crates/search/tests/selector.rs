@@ -1,5 +1,6 @@
 //! The population-centre selector inside the real trainer (tiny NATS run on burn-flex).
 
+use bossnas_config::RunConfig;
 use bossnas_search::bn::collect_bn_stats;
 use bossnas_search::output::{RATING_DIR, ranking_csv_name, read_ranking_csv};
 use bossnas_search::rating::{CandidateModel, rate_population};
@@ -9,7 +10,6 @@ use bossnas_search::select::{PopulationCentreSelectorFactory, RateOptions, Siame
 use bossnas_supernet::Supernet;
 use burn::tensor::{Device, Tensor};
 use ensemble_bootstrap::checkpoint::RunDir;
-use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::setup::{nats_supernet, open_data};
 use ensemble_bootstrap::trainer::{TrainOptions, Trainer, train_space};
 

@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
+use bossnas_config::RunConfig;
 use bossnas_search::output::{RATING_DIR, ranking_csv_name, read_ranking_csv};
 use bossnas_search::run::{SearchRequest, search_run};
 use bossnas_search::select::PopulationCentreSelectorFactory;
 use burn::tensor::Device;
 use ensemble_bootstrap::checkpoint::{METRICS, RunDir};
-use ensemble_bootstrap::config::RunConfig;
 use ensemble_bootstrap::time_budget::block_runs;
 use ensemble_bootstrap::trainer::{TrainOptions, train_space};
 

@@ -6,12 +6,13 @@
 //! (`ensemble_bootstrap::phase`), so `bench --phases` splits this row as it splits a real step.
 
 use bossnas_blocks::nats::SlimWidthsConfig;
+use bossnas_config::RunConfig;
 use bossnas_supernet::BlockPath;
 use bossnas_supernet::nats::{NatsSupernet, NatsSupernetConfig};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
-use ensemble_bootstrap::config::RunConfig;
-use ensemble_bootstrap::lars::drop_zero_grads;
+use ensemble_bootstrap::heads::{PredictorConfig, ProjectorConfig};
+use ensemble_bootstrap::lars::{LarsConfig, drop_zero_grads};
 use ensemble_bootstrap::phase::span;
 use ensemble_bootstrap::siamese::ensemble_forward;
 use ensemble_bootstrap::siamese::{HeadSpec, Siamese};
@@ -47,13 +48,13 @@ fn build_with(d: &Device, supernet: NatsSupernetConfig) -> Box<dyn FnMut()> {
     let population = paths();
     let spec = HeadSpec {
         projector_in: cfg.heads.projector_in,
-        projector: cfg.projector(cfg.heads.projector_in.unwrap_or(1)),
-        predictor: cfg.predictor(),
+        projector: ProjectorConfig::from_run(&cfg, cfg.heads.projector_in.unwrap_or(1)),
+        predictor: PredictorConfig::from_run(&cfg),
         spatial_adapters: false,
     };
     let (head, predictor) = spec.build(&backbone, &[], &population, d).expect("heads");
     let mut siamese = Some(Siamese::new(backbone, head, predictor));
-    let mut optimizer = cfg.lars().init();
+    let mut optimizer = LarsConfig::from_run(&cfg).init();
     let lr = cfg.effective_lr();
     let momentum = cfg.train.ema_momentum;
     let view = || Tensor::random([BATCH, 3, 32, 32], Distribution::Normal(0.0, 1.0), d);

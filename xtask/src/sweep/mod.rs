@@ -23,9 +23,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bench_nats::GroundTruth;
-use bossnas_kernels::device::DeviceSpec;
+use bossnas_config::RunConfig;
+use bossnas_kernels::device::{DeviceSpec, ToDevice};
 use ensemble_bootstrap::checkpoint::{RESOLVED_CONFIG, RunDir};
-use ensemble_bootstrap::config::RunConfig;
 
 use crate::search_suite::{Stages, load_truth, locate_data, train_search_correlate};
 use crate::suites::TruthNeed;

@@ -7,10 +7,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use bench_nats::stats::kendall_tau_b;
 use bench_nats::{AccuracyColumn, GroundTruth};
+use bossnas_config::RunConfig;
 use bossnas_search::output::{RATING_DIR, ranking_csv_name, read_ranking_csv};
 use bossnas_search::search::{BlockRanking, ScoreWeights, score_all_nats};
 use bossnas_search::select::space_of;
-use ensemble_bootstrap::config::RunConfig;
 use hytra_space::nats::{NATS_LAYERS, NatsArch, NatsSplit, layer_costs};
 use serde::{Deserialize, Serialize};
 

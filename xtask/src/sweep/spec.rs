@@ -27,7 +27,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ensemble_bootstrap::config::{DatasetKind, RunConfig};
+use bossnas_config::{DatasetKind, RunConfig};
 use hytra_space::SpaceKind;
 use serde::Deserialize;
 

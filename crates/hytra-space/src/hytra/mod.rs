@@ -11,6 +11,7 @@
 //! Everything here is plain data so that the search, the reports and the Burn builders agree
 //! on one definition of the space.
 
+pub mod attention;
 pub mod encoding;
 pub mod fabric;
 pub mod named;
@@ -18,6 +19,7 @@ pub mod ops;
 pub mod retrain_cost;
 pub mod supernet_cost;
 
+pub use attention::AttentionOrientation;
 pub use encoding::RetrainEncoding;
 pub use fabric::{
     BlockPath, LAYERS_PER_BLOCK, NUM_BLOCKS, NUM_LAYERS, SearchPath, SpaceVariant,

@@ -21,26 +21,14 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{DType, Tensor};
-use serde::{Deserialize, Serialize};
 
 use crate::cpu::attention::{AttentionShape, backward, forward};
 use crate::cpu::buffers::{contiguous_f32, flex_tensor, values};
 use crate::dispatch::fused_on;
 
-/// How the attention weights aggregate the values (spec §2.4, §9 B4).
-///
-/// With `A = softmax_k(q·kᵀ/√d)` of shape `[heads, N_q, N_k]` and values `v` of shape
-/// `[heads, d, N]`:
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum AttentionOrientation {
-    /// `out = v · Aᵀ`, i.e. `out[:, q] = Σ_k A[q, k] v[:, k]`: standard MHSA as in the paper and
-    /// the released BossNet checkpoints (retraining code after commit `bb8b26a`). Default.
-    #[default]
-    Standard,
-    /// `out = v · A`, i.e. `out[:, j] = Σ_i A[i, j] v[:, i]` (aggregation over queries): what
-    /// the official *search* code computes (`hytra_ops.Attention`).
-    SearchCode,
-}
+/// How the attention weights aggregate the values: a fact of the HyTra space, defined there
+/// (`hytra_space::hytra::AttentionOrientation`) so that configs can name it without Burn.
+pub use hytra_space::hytra::AttentionOrientation;
 
 /// The custom operation: `softmax(s·qᵀk)` applied to `v` as one node.
 #[backend_extension(Flex, Autodiff)]

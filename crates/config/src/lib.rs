@@ -1,4 +1,7 @@
-//! Run configuration: every hyper-parameter of a supernet training run, in one serde format.
+//! Run configuration: every hyper-parameter of a supernet training run, in one serde format,
+//! with the learning-rate and EMA-momentum schedules it defines ([`schedule`]). No tensors: the
+//! trainer (`ensemble-bootstrap`) turns a [`RunConfig`] into modules and optimizers, and the
+//! parsers can be fuzzed without building Burn (`fuzz/`).
 //!
 //! Files are TOML (`.toml`) or JSON (`.json`). A file may start from a preset and override
 //! only some fields: `preset = "tiny"` at the top level, then any subset of the sections
@@ -19,14 +22,18 @@
 //! `gpus × accumulation` micro-batches (`train.accumulation_steps`: 64 resp. 16), which gives
 //! the same gradient as the DDP mean of per-micro-batch losses.
 
-use crate::heads::{PredictorConfig, ProjectorConfig};
-use crate::lars::LarsConfig;
+pub mod device;
+pub mod schedule;
+
 use crate::schedule::{LrSchedule, LrStepping, MomentumSchedule};
-use bossnas_kernels::AttentionOrientation;
 use hytra_space::SpaceKind;
+use hytra_space::hytra::AttentionOrientation;
 use hytra_space::nats::NatsSplit;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// File name of the resolved config inside a run directory (what `--resume` reads back).
+pub const RESOLVED_CONFIG: &str = "config.resolved.toml";
 
 /// Names accepted by [`RunConfig::preset`].
 pub const PRESETS: [&str; 6] = [
@@ -132,7 +139,7 @@ mod split_code {
 /// `space.attention` keeps its config spelling `search` | `paper` for the kernels'
 /// [`AttentionOrientation`] (`SearchCode` | `Standard`), the one orientation type.
 mod attention_code {
-    use bossnas_kernels::AttentionOrientation;
+    use hytra_space::hytra::AttentionOrientation;
     use serde::de::Error;
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -383,6 +390,29 @@ pub struct RunConfig {
     pub checkpoint: CheckpointConfig,
 }
 
+/// The first integer of `v` (as `section.key`) that a TOML file cannot hold.
+fn integer_beyond_toml(v: &serde_json::Value, path: String) -> Option<(String, u64)> {
+    match v {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .filter(|&u| u > i64::MAX as u64)
+            .map(|u| (path, u)),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let key = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            integer_beyond_toml(v, key)
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| integer_beyond_toml(v, format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
 fn invalid(field: &str, value: impl std::fmt::Display, expected: &str) -> ConfigError {
     ConfigError::Invalid {
         field: field.to_string(),
@@ -601,9 +631,7 @@ impl RunConfig {
         // A config file names its data relative to itself, so it works from any folder. A run's
         // own `config.resolved.toml` is left as saved (runs of older versions saved roots
         // relative to the working folder; new runs save absolute ones).
-        let resolved = path
-            .file_name()
-            .is_some_and(|n| n == crate::checkpoint::RESOLVED_CONFIG);
+        let resolved = path.file_name().is_some_and(|n| n == RESOLVED_CONFIG);
         if !resolved && config.data.root.is_relative() && !config.data.root.as_os_str().is_empty() {
             let base = path.parent().unwrap_or(Path::new("."));
             config.data.root = std::path::absolute(base.join(&config.data.root))
@@ -647,7 +675,7 @@ impl RunConfig {
     /// [`ConfigError::NotARun`].
     pub fn load_run(dir: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let dir = dir.as_ref();
-        let path = dir.join(crate::checkpoint::RESOLVED_CONFIG);
+        let path = dir.join(RESOLVED_CONFIG);
         if !path.is_file() {
             return Err(ConfigError::NotARun {
                 dir: dir.to_path_buf(),
@@ -659,7 +687,7 @@ impl RunConfig {
 
     /// Writes `config.resolved.toml` into `dir` atomically; returns its path.
     pub fn save_resolved(&self, dir: impl AsRef<Path>) -> Result<PathBuf, ConfigError> {
-        let path = dir.as_ref().join(crate::checkpoint::RESOLVED_CONFIG);
+        let path = dir.as_ref().join(RESOLVED_CONFIG);
         bossnas_runfs::write_atomic(&path, self.to_toml_string().as_bytes()).map_err(|source| {
             ConfigError::Io {
                 path: path.clone(),
@@ -671,6 +699,14 @@ impl RunConfig {
 
     /// Checks ranges and cross-field constraints; the error names the field.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // A JSON config may hold integers TOML cannot write (TOML's are 64-bit signed), and
+        // every accepted config is written as `config.resolved.toml` for `--resume`.
+        if let Some((field, value)) = integer_beyond_toml(
+            &serde_json::to_value(self).expect("RunConfig serialises to JSON"),
+            String::new(),
+        ) {
+            return Err(invalid(&field, value, &format!("<= {}", i64::MAX)));
+        }
         if self
             .preset
             .as_deref()
@@ -683,7 +719,7 @@ impl RunConfig {
             ));
         }
         // The device parser's own check and wording (one message for a bad device).
-        if let Err(e) = self.device.parse::<bossnas_kernels::device::DeviceSpec>() {
+        if let Err(e) = self.device.parse::<crate::device::DeviceSpec>() {
             return Err(ConfigError::Invalid {
                 field: "device".into(),
                 value: self.device.clone(),
@@ -827,15 +863,6 @@ impl RunConfig {
         }
     }
 
-    /// The LARS optimizer configuration.
-    pub fn lars(&self) -> LarsConfig {
-        LarsConfig::new()
-            .with_momentum(self.train.lars_momentum)
-            .with_weight_decay(self.train.lars_weight_decay)
-            .with_trust_coefficient(self.train.lars_trust_coefficient)
-            .with_exclude_rank1(self.train.lars_exclude_bias_bn)
-    }
-
     /// The per-block learning-rate schedule for `iters_per_epoch` micro-iterations per epoch.
     pub fn lr_schedule(&self, iters_per_epoch: usize) -> LrSchedule {
         let t = &self.train;
@@ -856,23 +883,6 @@ impl RunConfig {
             base: self.train.ema_momentum,
             iters_per_block: optimizer_steps_per_block,
         }
-    }
-
-    /// Projector configuration for a block whose (adapted) output has `block_channels`
-    /// channels; `heads.projector_in` overrides it when the supernet adapts channels.
-    pub fn projector(&self, block_channels: usize) -> ProjectorConfig {
-        ProjectorConfig::new()
-            .with_in_channels(self.heads.projector_in.unwrap_or(block_channels))
-            .with_hidden(self.heads.projector_hidden)
-            .with_out(self.heads.projector_out)
-    }
-
-    /// Predictor configuration.
-    pub fn predictor(&self) -> PredictorConfig {
-        PredictorConfig::new()
-            .with_in_features(self.heads.projector_out)
-            .with_hidden(self.heads.predictor_hidden)
-            .with_out(self.heads.projector_out)
     }
 }
 
@@ -1025,8 +1035,6 @@ mod tests {
         assert_eq!(n.space.widths, vec![8, 16, 24, 32, 40, 48, 56, 64]);
         let m = RunConfig::preset("mbconv-imagenet-paper").unwrap();
         assert_eq!(m.heads.projector_in, None);
-        assert_eq!(m.projector(40).in_channels, 40);
-        assert_eq!(m.lars(), LarsConfig::new());
         // Official schedule values through the config.
         let s = h.lr_schedule(10);
         let lr1 = s.lr(crate::schedule::BlockPosition {
@@ -1034,6 +1042,28 @@ mod tests {
             iter_in_epoch: 0,
         });
         assert!((lr1 - 4.478).abs() < 5e-4);
+    }
+
+    #[test]
+    fn integers_toml_cannot_hold_are_refused_naming_the_key() {
+        // Found by the libFuzzer target config_json (fuzz/regressions/config_json/): accepted,
+        // its config.resolved.toml could not be read back by --resume.
+        let e = RunConfig::from_json_str(r#"{"preset":"tiny","seed":18446744073709551615}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("seed") && e.contains("9223372036854775807"),
+            "{e}"
+        );
+        let e = RunConfig::from_json_str(
+            r#"{"preset":"tiny","data":{"train_subset":9223372036854775808}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("data.train_subset"), "{e}");
+        let ok =
+            RunConfig::from_json_str(r#"{"preset":"tiny","seed":9223372036854775807}"#).unwrap();
+        assert_eq!(RunConfig::from_toml_str(&ok.to_toml_string()).unwrap(), ok);
     }
 
     #[test]
