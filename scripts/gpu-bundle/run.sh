@@ -19,6 +19,9 @@
 # Environment (defaults are the GPU run; CI sets RUN_SHAPES=ci for lavapipe):
 #   RUN_SHAPES       paper | ci (small widths, batch and data; still the full 32,768 rating)
 #   DEVICE           wgpu (default) or wgpu:N
+#   THROUGHPUT_DEVICE, SEARCH_DEVICE  the device of phases 3 and 5 (default: DEVICE). CI runs
+#                    them on cpu: on lavapipe one ci-shape step of phase 3 takes ~100 s (first
+#                    step 425 s), which CI's time cannot hold; the smoke phase keeps wgpu.
 #   TOTAL_S          wall-clock target of the whole script in seconds (default 540)
 #   SEARCH_MINUTES   training budget of the search (default: what TOTAL_S leaves, ≤ 4 min)
 #   SEARCH_RESERVE_S time kept for the search's rating, search and correlation (default 150)
@@ -41,12 +44,19 @@ exec > >(tee -a "$out/log.txt") 2>&1
 
 shapes=${RUN_SHAPES:-paper}
 device=${DEVICE:-wgpu}
+tp_device=${THROUGHPUT_DEVICE:-$device}
+search_device=${SEARCH_DEVICE:-$device}
 total_s=${TOTAL_S:-540}
 reserve_s=${SEARCH_RESERVE_S:-150}
 tp_steps=${THROUGHPUT_STEPS:-12}
 rating_subset=${RATING_SUBSET:-1024}
-xtask=$bundle/bin/xtask
 work=$(mktemp -d "${TMPDIR:-/tmp}/bossnas-gpu.XXXXXX")
+# The binary travels gzipped (the 64 MiB limit); unpack it next to the run's other scratch files.
+xtask=$work/xtask
+if ! gunzip -c "$bundle/bin/xtask.gz" >"$xtask" || ! chmod +x "$xtask"; then
+  echo "cannot unpack $bundle/bin/xtask.gz into $work" >&2
+  exit 2
+fi
 t0=$(date +%s)
 failed=()
 
@@ -63,7 +73,8 @@ export RUST_BACKTRACE=1
 phase "bundle $bundle ($(head -2 "$bundle/MANIFEST.txt" 2>/dev/null | tail -1)), shapes $shapes, device $device"
 
 # --- 1. GPU, driver, Vulkan loader ----------------------------------------------------------
-if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
+# (grep without -q: with pipefail, -q's early exit would fail ldconfig with SIGPIPE.)
+if ! ldconfig -p 2>/dev/null | grep 'libvulkan.so.1' >/dev/null; then
   if compgen -G "$bundle/debs/*.deb" >/dev/null; then
     if [ "$(id -u)" -eq 0 ]; then
       echo "no libvulkan.so.1: unpacking the bundle's .debs into /"
@@ -167,7 +178,7 @@ else
 fi
 
 # --- 3. block-0 step on wgpu -----------------------------------------------------------------
-phase "NATS-SSS block-0 step on $device ($tp_config, $tp_steps micro-batches)"
+phase "NATS-SSS block-0 step on $tp_device ($tp_config, $tp_steps micro-batches)"
 mem_log=$work/gpu-mem.csv
 poll=""
 if command -v nvidia-smi >/dev/null; then
@@ -175,9 +186,9 @@ if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$mem_log" &
   poll=$!
 fi
-if ! timeout "${THROUGHPUT_TIMEOUT_S:-180}" "$xtask" throughput --preset "$tp_config" --device "$device" \
+if ! timeout "${THROUGHPUT_TIMEOUT_S:-180}" "$xtask" throughput --preset "$tp_config" --device "$tp_device" \
   --steps "$tp_steps" --json "$work/throughput.json"; then
-  fail throughput "block-0 step on $device"
+  fail throughput "block-0 step on $tp_device"
 fi
 if [ -n "$poll" ]; then
   kill "$poll" 2>/dev/null
@@ -232,10 +243,10 @@ if ! wait "$untar"; then
 fi
 left=$(( total_s - $(elapsed) - reserve_s ))
 minutes=${SEARCH_MINUTES:-$(python3 -c "print(f'{max(0.2, min(4.0, $left / 60)):.2f}')")}
-phase "NATS-SSS search on $device, training time-boxed to $minutes min, then rating all blocks"
+phase "NATS-SSS search on $search_device, training time-boxed to $minutes min, then rating all blocks"
 cat "$search_config"
 search_timeout=$(python3 -c "print(int($minutes * 60 + $reserve_s + 60))")
-if timeout "$search_timeout" "$xtask" reproduce --suite nats-c10-paper --device "$device" --truth "$truth" \
+if timeout "$search_timeout" "$xtask" reproduce --suite nats-c10-paper --device "$search_device" --truth "$truth" \
   --config "$search_config" --time-budget "$minutes" --no-download --quiet \
   --data "$work/data" --out "$work/reports" --runs "$work/runs"; then
   cp "$work/reports/nats-c10-paper/report.md" "$out/search-report.md"

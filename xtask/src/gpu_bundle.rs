@@ -3,9 +3,11 @@
 //!
 //! The bundle folder (default `gpu-bundle/`, ignored by git) holds:
 //!
-//! - `bin/xtask`: this tool built with `--features wgpu,fusion` in the dev profile (every
+//! - `bin/xtask.gz`: this tool built with `--features wgpu,fusion` in the dev profile (every
 //!   dependency optimised, see the workspace `Cargo.toml`) — the profile CI's lavapipe test
-//!   already builds, so the bundle reuses that build — and stripped;
+//!   already builds, so the bundle reuses that build — stripped and gzipped (`run.sh` unpacks
+//!   it into a temporary folder): stripped, the wgpu + fusion binary is about 86 MiB, more than
+//!   the GPU machine takes, and gzip brings it to about 23 MiB;
 //! - `debs/`: the Vulkan loader and GL dispatch libraries as Debian `.deb` files (unpacked on
 //!   the GPU machine with `dpkg -x` when it has no `libvulkan.so.1`);
 //! - `data/`: the CIFAR-10 JPEG archive (whole, or a per-class subset) and the NATS-SSS
@@ -117,7 +119,10 @@ pub fn run(args: GpuBundleArgs) -> Result<()> {
         std::fs::create_dir_all(staging.join(d))
             .with_context(|| format!("creating {}", staging.join(d).display()))?;
     }
-    strip_into(&binary, &staging.join("bin/xtask"))?;
+    let stripped = staging.join("bin/xtask");
+    strip_into(&binary, &stripped)?;
+    gzip_into(&stripped, &staging.join("bin/xtask.gz"))?;
+    std::fs::remove_file(&stripped).with_context(|| format!("removing {}", stripped.display()))?;
     if !args.no_debs {
         match &args.debs_from {
             Some(dir) => copy_debs(dir, &staging.join("debs"))?,
@@ -208,6 +213,24 @@ fn strip_into(src: &Path, dst: &Path) -> Result<()> {
         copy(src, dst)?;
     }
     set_executable(dst)
+}
+
+/// Compresses `src` into `dst` with the system `gzip` (present on every machine the bundle is
+/// made or run on, unlike `xz`); the GPU side unpacks it with `gunzip`.
+fn gzip_into(src: &Path, dst: &Path) -> Result<()> {
+    let out = std::fs::File::create(dst).with_context(|| format!("creating {}", dst.display()))?;
+    let status = Command::new("gzip")
+        .arg("-6")
+        .arg("-n")
+        .arg("-c")
+        .arg(src)
+        .stdout(out)
+        .status()
+        .context("running gzip")?;
+    if !status.success() {
+        bail!("gzip {} failed", src.display());
+    }
+    Ok(())
 }
 
 /// `apt-get download` of [`DEBS`] for amd64 with a private package index (no root needed for
@@ -419,7 +442,7 @@ fn what_to_drop(items: &[(String, u64)], over: u64, whole_cifar: bool) -> String
         mib(size("debs"))
     ));
     tips.push(format!(
-        "the binary is {}: check it was stripped",
+        "the binary is {} (stripped, gzipped)",
         mib(size("bin"))
     ));
     tips.join("; ")
@@ -434,11 +457,11 @@ fn manifest(args: &GpuBundleArgs, items: &[(String, u64)], bundle: u64, source: 
     ));
     match &args.binary {
         Some(b) => s.push_str(&format!(
-            "binary: bin/xtask, stripped copy of {}\n",
+            "binary: bin/xtask.gz, stripped and gzipped copy of {}\n",
             b.display()
         )),
         None => s.push_str(&format!(
-            "binary: bin/xtask, features wgpu{}, dev profile (dependencies optimised), stripped\n",
+            "binary: bin/xtask.gz, features wgpu{}, dev profile (dependencies optimised), stripped, gzipped\n",
             if args.no_fusion { "" } else { ",fusion" }
         )),
     }

@@ -48,3 +48,60 @@ fn entry_points_resolve_the_workspace_features() {
         );
     }
 }
+
+/// The feature sets each registry crate is built with, by `name version` (a crate can be built
+/// twice, e.g. for a build script on the host and for the target).
+fn variants(lines: &BTreeSet<String>) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let mut by_crate = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+    for l in lines {
+        let mut parts = l.splitn(3, ' ');
+        let (name, version) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let features = parts.next().unwrap_or("").to_string();
+        by_crate
+            .entry(format!("{name} {version}"))
+            .or_default()
+            .insert(features);
+    }
+    by_crate
+}
+
+/// CI builds the GPU features twice: the parity test (`cargo test -p bossnas-cli --features
+/// wgpu,fusion`) and then the GPU bundle (`cargo build -p xtask --features wgpu,fusion`).
+/// Every registry crate the bundle needs must be built with exactly the feature sets of the
+/// parity test's build, or the second build compiles the wgpu/CubeCL stack again (about 25
+/// minutes on 2 cores). Without `indexmap` in this crate's list it fails: the CLI's
+/// retraining (burn-store → zip) turns on `indexmap/std`, which naga and CubeCL share.
+#[test]
+fn the_gpu_bundle_reuses_the_parity_test_build() {
+    let parity = features(&[
+        "-p",
+        "bossnas-cli",
+        "--features",
+        "bossnas-cli/wgpu,bossnas-cli/fusion",
+        "-e",
+        "normal,build,dev",
+    ]);
+    assert!(
+        parity.iter().any(|l| l.starts_with("burn-wgpu ")),
+        "{parity:?}"
+    );
+    let bundle = features(&[
+        "-p",
+        "xtask",
+        "--features",
+        "xtask/wgpu,xtask/fusion",
+        "-e",
+        "normal,build",
+    ]);
+    let parity = variants(&parity);
+    let differ: Vec<String> = variants(&bundle)
+        .into_iter()
+        .filter(|(name, sets)| parity.get(name) != Some(sets))
+        .map(|(name, sets)| format!("{name}: {sets:?} against {:?}", parity.get(&name)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "`cargo xtask gpu-bundle` would build these with other features than the parity test \
+         (add them to crates/workspace-hack/Cargo.toml): {differ:?}"
+    );
+}
