@@ -115,7 +115,7 @@ const SMOKE_NOTES: &[&str] = &[
 
 const NATS_C10_CPU_NOTES: &[&str] = &[
     "A CPU budget of the NATS-SSS protocol: the supernet at a quarter of the widths, a subset of \
-     CIFAR-10 (JPEG tree from shared/data) and a few epochs per block (`docs/training.md`). Its \
+     the CIFAR-10 training images and a few epochs per block (`docs/training.md`). Its \
      τ-b is therefore far below the paper's; the paper's protocol is the `nats-c10-paper` suite.",
 ];
 
