@@ -1,5 +1,6 @@
 //! The `spaces` suite: search-space sizes and the cost of the paper's named HyTra networks
-//! (Table 1 and spec §8.2), computed by `hytra-space`'s counters.
+//! (Table 1 and spec §8.2), computed by `hytra-space`'s counters, and each named network
+//! drawn on the HyTra fabric (the paper's Figure 10) in `figures/`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -114,9 +115,17 @@ pub fn run(dir: &Path) -> Result<()> {
         md,
         "\nNetworks with an empty scale (ViT-T/16, ViT-T/32, Random-T, UnNAS-T) cost more here than in the paper: `boss_madds.py` counts the empty-scale transition as a p→p 3×3 conv, while the real module maps to 4p channels; we count the module (docs/deviations.md)."
     )?;
-    writeln!(md, "\nWall time: {:.2} s.", start.elapsed().as_secs_f64())?;
 
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let figures = draw_named_networks(&dir.join("figures"))?;
+    writeln!(md, "\n## The named networks on the HyTra fabric\n")?;
+    writeln!(
+        md,
+        "Rows are the four scales (1/4 at the top), columns the layers; ResConv and ResAtt nodes in two colours, the network's path through them (`bossnas arch draw --space hytra --arch <name>` draws one).\n"
+    )?;
+    md.push_str(&bossnas_search::figures::markdown(&figures, dir));
+    writeln!(md, "Wall time: {:.2} s.", start.elapsed().as_secs_f64())?;
+
     let report = json!({"suite": "spaces", "sizes": sizes, "networks": rows,
         "t0_in_supernet": {"params": in_supernet.params, "madds": in_supernet.madds},
         "supernet_params": hytra::supernet_params(), "wall_s": start.elapsed().as_secs_f64()});
@@ -130,7 +139,50 @@ pub fn run(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Every distinct network of [`TABLE1`] on the fabric, PNG + SVG under `figures`.
+fn draw_named_networks(figures: &Path) -> Result<Vec<bossnas_search::figures::FigureFiles>> {
+    std::fs::create_dir_all(figures).with_context(|| format!("creating {}", figures.display()))?;
+    let mut names: Vec<&str> = TABLE1.iter().map(|row| row.0).collect();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let ops = HytraNet::named(name)?.encoding.ops();
+            let fig = bossnas_search::figures::fabric(format!("HyTra {name}"), &ops);
+            let [png, svg] = bench_nats::figures::save_both(figures, name, &fig)
+                .with_context(|| format!("drawing {name} into {}", figures.display()))?;
+            Ok(bossnas_search::figures::FigureFiles {
+                caption: format!("{name} on the HyTra fabric"),
+                png,
+                svg,
+            })
+        })
+        .collect()
+}
+
 /// A report is never half-written ([`bossnas_runfs::write_atomic`]).
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
     bossnas_runfs::write_atomic(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_report_draws_every_named_network_on_the_fabric() {
+        let dir = tempfile::tempdir().unwrap();
+        super::run(dir.path()).unwrap();
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        for name in ["bossnet-t0", "bossnet-t1", "vit-t16", "r50-t"] {
+            for ext in ["png", "svg"] {
+                let f = dir.path().join(format!("figures/{name}.{ext}"));
+                assert!(
+                    std::fs::metadata(&f).unwrap().len() > 1000,
+                    "{}",
+                    f.display()
+                );
+            }
+            // Inline, relative to the report.
+            assert!(md.contains(&format!("](figures/{name}.png)")), "{md}");
+        }
+    }
 }
