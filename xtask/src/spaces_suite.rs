@@ -143,6 +143,7 @@ pub fn run(dir: &Path) -> Result<()> {
 fn draw_named_networks(figures: &Path) -> Result<Vec<bossnas_search::figures::FigureFiles>> {
     std::fs::create_dir_all(figures).with_context(|| format!("creating {}", figures.display()))?;
     let mut names: Vec<&str> = TABLE1.iter().map(|row| row.0).collect();
+    // A network measured at two input sizes has two adjacent rows: one drawing.
     names.dedup();
     names
         .into_iter()
