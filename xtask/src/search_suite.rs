@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use bench_nats::potential::{BlockSplit, PotentialTable};
 use bench_nats::{CorrelateOptions, GroundTruth, ScoresInput, correlate};
 use bossnas_config::RunConfig;
 use bossnas_datasets::{DataDir, FetchPolicy, NatsFetchPolicy, ensure, ensure_nats};
@@ -306,6 +307,36 @@ pub fn load_truth(
             truth_path.display()
         )
     })?))
+}
+
+/// The official full-budget per-block potentials (`bossnas-reference/path_rank_stage{k}.csv`,
+/// CIFAR-10 split), when they are in the data directory or `shared/data`; never downloaded.
+/// `None` (with the reason on stderr) when absent or unreadable: they only add a diagnostic.
+pub fn load_official_potentials(data: Option<&Path>) -> Option<Vec<PotentialTable>> {
+    let dir = DataDir::resolve(data);
+    let policy = NatsFetchPolicy {
+        local_copies: vec![workspace::shared_data()],
+        download: false,
+        ..NatsFetchPolicy::default()
+    };
+    let nats = ensure_nats(&dir.path, &policy).ok()?;
+    let split = BlockSplit::cifar10();
+    let tables: Result<Vec<PotentialTable>, _> = split
+        .blocks
+        .iter()
+        .enumerate()
+        .map(|(k, layers)| {
+            let path = nats.reference_dir().join(format!("path_rank_stage{k}.csv"));
+            PotentialTable::load(path, layers.clone())
+        })
+        .collect();
+    match tables {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("official per-block potentials not used: {e}");
+            None
+        }
+    }
 }
 
 /// Finds (unpacking or downloading when allowed) `dataset` in the data directory.

@@ -23,11 +23,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bench_nats::GroundTruth;
+use bench_nats::potential::PotentialTable;
 use bossnas_config::RunConfig;
 use bossnas_kernels::device::{DeviceSpec, ToDevice};
 use ensemble_bootstrap::checkpoint::{RESOLVED_CONFIG, RunDir};
 
-use crate::search_suite::{Stages, load_truth, locate_data, train_search_correlate};
+use crate::search_suite::{
+    Stages, load_official_potentials, load_truth, locate_data, train_search_correlate,
+};
 use crate::suites::TruthNeed;
 use crate::workspace;
 use record::{PointCompute, PointResult, Searched, analyse, training_flops};
@@ -140,6 +143,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
         !args.no_download,
     )?;
     let cifar_root = data.root.expect("a located dataset has a root");
+    let official = load_official_potentials(args.data.as_deref());
     std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
 
     // A result made under another definition of its variant would be silently reused below.
@@ -165,7 +169,15 @@ pub fn run(args: SweepArgs) -> Result<()> {
             );
             break;
         }
-        match run_point(&file, point, &cifar_root, &runs, &truth, args.quiet) {
+        match run_point(
+            &file,
+            point,
+            &cifar_root,
+            &runs,
+            &truth,
+            official.as_deref(),
+            args.quiet,
+        ) {
             Ok(result) => {
                 let path = results.join(format!("{}.json", point.id()));
                 bossnas_runfs::write_atomic(
@@ -239,6 +251,7 @@ fn run_point(
     cifar_root: &Path,
     runs: &Path,
     truth: &GroundTruth,
+    official: Option<&[PotentialTable]>,
     quiet: bool,
 ) -> Result<PointResult> {
     let run_dir = runs.join(point.id());
@@ -314,7 +327,7 @@ fn run_point(
     let spent = meter.finish();
     let noise_cpu = noise::noise_cpu_seconds(&run_dir);
     let (correlation, blocks, rerating) =
-        analyse(&cfg, &outcome, truth, &point.rerate_view_epochs)?;
+        analyse(&cfg, &outcome, truth, official, &point.rerate_view_epochs)?;
     let images_per_step = (cfg.train.batch_size * cfg.train.accumulation_steps) as u64;
     let nblocks = blocks.len().max(1) as u64;
     let per_block = vec![outcome.global_step / nblocks; blocks.len()];

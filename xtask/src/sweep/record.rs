@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use bench_nats::potential::PotentialTable;
 use bench_nats::stats::kendall_tau_b;
 use bench_nats::{AccuracyColumn, GroundTruth};
 use bossnas_config::RunConfig;
@@ -96,6 +97,17 @@ pub struct BlockSummary {
     pub potential_std: f64,
     /// τ-b over all 32,768 architectures when only this block's potential scores them.
     pub tau_b_alone: f64,
+    /// τ-b between this block's potentials and the official full-budget run's potentials of
+    /// the same candidates (`bossnas-reference/path_rank_stage{k}.csv`; both are losses, so
+    /// positive = the same order): how close this budget comes to the paper's block ranking.
+    /// `None` when the reference is absent or the split is not CIFAR-10's (results before
+    /// 2026-12-04 lack it).
+    #[serde(default)]
+    pub tau_b_vs_official: Option<f64>,
+    /// Every candidate's potential (width index per layer of the block, potential), so later
+    /// analyses need no run directory. Empty in results before 2026-12-04.
+    #[serde(default)]
+    pub potentials: Vec<(Vec<usize>, f64)>,
 }
 
 /// The run re-rated with other views.
@@ -151,6 +163,16 @@ fn block_scores(split: NatsSplit, ranking: &BlockRanking) -> Result<Vec<f64>> {
 fn oriented_tau(loss: &[f64], accuracy: &[f64]) -> f64 {
     let neg: Vec<f64> = loss.iter().map(|v| -v).collect();
     kendall_tau_b(&neg, accuracy)
+}
+
+/// τ-b between a block's potentials and a reference table's, over the candidates both hold.
+fn agreement(ranking: &BlockRanking, reference: &PotentialTable) -> f64 {
+    let (x, y): (Vec<f64>, Vec<f64>) = ranking
+        .entries
+        .iter()
+        .filter_map(|e| reference.potential(&e.path).map(|p| (e.score, p)))
+        .unzip();
+    kendall_tau_b(&x, &y)
 }
 
 fn std_dev(v: &[f64]) -> f64 {
@@ -229,6 +251,7 @@ pub fn analyse(
     cfg: &RunConfig,
     outcome: &ProtocolOutcome,
     truth: &GroundTruth,
+    official: Option<&[PotentialTable]>,
     rerate_epochs: &[u64],
 ) -> Result<(CorrelationSummary, Vec<BlockSummary>, Vec<Rerating>)> {
     let nats = outcome
@@ -279,6 +302,15 @@ pub fn analyse(
                 potential_spread: hi - lo,
                 potential_std: std_dev(&pots),
                 tau_b_alone: oriented_tau(&block_scores(split, r)?, test),
+                tau_b_vs_official: official
+                    .filter(|_| split == NatsSplit::Cifar10)
+                    .and_then(|t| t.get(r.block))
+                    .map(|t| agreement(r, t)),
+                potentials: r
+                    .entries
+                    .iter()
+                    .map(|e| (e.path.clone(), e.score))
+                    .collect(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -346,5 +378,43 @@ mod tests {
         let mut frozen = cfg.clone();
         frozen.train.freeze_earlier_blocks = true;
         assert!(training_flops(&frozen, &[0, 1, 0], &chosen) < b1);
+    }
+
+    #[test]
+    fn agreement_with_the_official_potentials_follows_their_order() {
+        use bench_nats::potential::PotentialEntry;
+        use bossnas_search::rating::RatedPath;
+        let paths = [vec![0, 1], vec![2, 3], vec![7, 7], vec![4, 0]];
+        let ours = BlockRanking {
+            block: 0,
+            entries: paths
+                .iter()
+                .zip([0.1, 0.2, 0.3, 0.4])
+                .map(|(p, s)| RatedPath {
+                    path: p.clone(),
+                    score: s,
+                })
+                .collect(),
+        };
+        let table = |pots: [f64; 4]| {
+            let entries = paths
+                .iter()
+                .zip(pots)
+                .enumerate()
+                .map(|(rank, (p, potential))| PotentialEntry {
+                    rank,
+                    ops: p.clone(),
+                    potential,
+                })
+                .collect();
+            PotentialTable::new("test", 0..2, entries).unwrap()
+        };
+        let same = agreement(&ours, &table([-3.0, -2.0, -1.0, 0.0]));
+        assert!((same - 1.0).abs() < 1e-12, "{same}");
+        let reversed = agreement(&ours, &table([0.0, -1.0, -2.0, -3.0]));
+        assert!((reversed + 1.0).abs() < 1e-12, "{reversed}");
+        // One discordant pair of six: τ = (5 − 1) / 6.
+        let one_swap = agreement(&ours, &table([-3.0, -2.0, 0.0, -1.0]));
+        assert!((one_swap - 4.0 / 6.0).abs() < 1e-12, "{one_swap}");
     }
 }

@@ -69,6 +69,9 @@ pub struct VariantRow {
     pub searched: Vec<(String, Option<f64>, Option<usize>)>,
     pub block_tau_alone: Vec<f64>,
     pub rerating_agreement: Vec<f64>,
+    /// Per block: median τ-b between the potentials and the official full-budget run's
+    /// (`None` where no result of the variant recorded it).
+    pub official_agreement: Vec<Option<f64>>,
     pub mean_load: f64,
 }
 
@@ -134,6 +137,9 @@ pub fn rows(file: &SweepFile, results: &[PointResult]) -> Vec<VariantRow> {
                         median(&mut v)
                     })
                     .collect(),
+                official_agreement: (0..nblocks)
+                    .map(|k| opt_col(&|r| r.blocks.get(k).and_then(|b| b.tau_b_vs_official)))
+                    .collect(),
                 mean_load: rs.iter().map(|r| r.compute.spent.mean_load).sum::<f64>()
                     / rs.len() as f64,
             }
@@ -162,10 +168,10 @@ fn spread(v: &[f64]) -> String {
 pub fn table(rows: &[VariantRow], baselines: &[(String, f64)]) -> String {
     let mut s = String::new();
     s.push_str(
-        "| variant | family | CPU-min | wall min | steps | images | TFLOPs | τ-b median | seed spread (min, max) | bootstrap CI width | ρ | binned τ-b | τ-b (valid column) | τ-b alone per block | re-rating agreement per block | searched (acc %, rank) | mean load |\n",
+        "| variant | family | CPU-min | wall min | steps | images | TFLOPs | τ-b median | seed spread (min, max) | bootstrap CI width | ρ | binned τ-b | τ-b (valid column) | τ-b alone per block | τ-b against the official potentials per block | re-rating agreement per block | searched (acc %, rank) | mean load |\n",
     );
     s.push_str(
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---|---:|\n",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---|---|---:|\n",
     );
     for r in rows {
         let searched = r
@@ -183,7 +189,7 @@ pub fn table(rows: &[VariantRow], baselines: &[(String, f64)]) -> String {
         let list = |v: &[f64]| v.iter().map(|x| f3(*x)).collect::<Vec<_>>().join(" / ");
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.1} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+            "| {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.1} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
             r.variant,
             r.family,
             r.median_cpu_min,
@@ -198,6 +204,11 @@ pub fn table(rows: &[VariantRow], baselines: &[(String, f64)]) -> String {
             r.median_binned.map_or("—".into(), f3),
             f3(r.median_valid_tau_b),
             list(&r.block_tau_alone),
+            r.official_agreement
+                .iter()
+                .map(|x| x.map_or("—".into(), f3))
+                .collect::<Vec<_>>()
+                .join(" / "),
             list(&r.rerating_agreement),
             searched,
             r.mean_load,
