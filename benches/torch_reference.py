@@ -423,7 +423,19 @@ def nats_block0():
     return fwd_bwd(m, lambda: m(x, (7, 3)))
 
 
+def gemm(n):
+    """The machine's GEMM peak as PyTorch reaches it: one n×n×n float32 matmul, no autograd."""
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+
+    def step():
+        torch.mm(a, b)
+
+    return step
+
+
 ROWS = {
+    "gemm_2048": lambda: gemm(2048),
     "resconv_s1_16": lambda: res_conv(1024, 512, 1, 14),
     "resconv_s2_16": lambda: res_conv(1024, 512, 2, 28),
     "resatt_s1_16": lambda: res_att(1024, 512, 4, 1, 14),
@@ -459,6 +471,12 @@ def main():
     ap.add_argument(
         "--phases", action="store_true", help="train_step_nats: time per phase of the step"
     )
+    ap.add_argument(
+        "--flops",
+        action="store_true",
+        help="after timing, count the FLOPs of one more step (torch.utils.flop_counter: "
+        "matmuls and convolutions, forward and backward; element-wise ops not counted)",
+    )
     args = ap.parse_args()
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -493,6 +511,15 @@ def main():
         sync()
         times.append((time.perf_counter() - t) * 1e3)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    flops = None
+    if args.flops:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        if phases is not None:
+            phases.enabled = False
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops = counter.get_total_flops()
     out = {
         "row": args.row,
         "median_ms": statistics.median(times),
@@ -503,6 +530,8 @@ def main():
         "first_step_s": first_s,
         "compiled": bool(args.compile),
     }
+    if flops is not None:
+        out["flops_per_step"] = flops
     if args.row == "train_step_nats":
         out["batch"] = args.batch
         out["images_per_s"] = args.batch / (statistics.median(times) / 1e3)

@@ -62,6 +62,9 @@ struct Measured {
     peak_rss_mb: f64,
     /// Per step: (phase, wall ms, CPU ms), when asked for and the row has phases.
     phases: Vec<(String, f64, f64)>,
+    /// FLOPs of one step as PyTorch's flop counter counts them (matmuls and convolutions,
+    /// forward and backward), on the first PyTorch run of a row.
+    flops: Option<f64>,
 }
 
 /// The paired runs of one row.
@@ -93,6 +96,10 @@ impl RowRuns {
             )
         })
     }
+    /// FLOPs of one step (PyTorch's count; both sides run the same layers at the same shapes).
+    fn flops(&self) -> Option<f64> {
+        self.torch.iter().find_map(|m| m.flops)
+    }
     fn load_range(&self) -> String {
         let lo = self.load.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = self.load.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -109,7 +116,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(row) = &args.child {
         return child(row, args.reps, args.phases);
     }
-    let rows: Vec<_> = rows::all()
+    let python = std::env::var("BENCH_PYTHON").ok().filter(|p| !p.is_empty());
+    let mut rows: Vec<_> = rows::all()
         .into_iter()
         .filter(|r| {
             args.rows
@@ -117,6 +125,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 .is_none_or(|f| r.name.contains(f.as_str()))
         })
         .collect();
+    // The roofline table needs the GEMM peak of this machine at this moment (0.2 s a run).
+    if python.is_some()
+        && !args.list
+        && !rows.is_empty()
+        && !rows.iter().any(|r| r.name == rows::GEMM_PEAK_ROW)
+    {
+        rows.splice(
+            0..0,
+            rows::all()
+                .into_iter()
+                .filter(|r| r.name == rows::GEMM_PEAK_ROW),
+        );
+    }
     if args.list {
         for r in &rows {
             println!("{:16} {}", r.name, r.what);
@@ -126,7 +147,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if rows.is_empty() {
         bail!("no row matches {:?}", args.rows);
     }
-    let python = std::env::var("BENCH_PYTHON").ok().filter(|p| !p.is_empty());
     let script = workspace_root().join("benches/torch_reference.py");
     let load_before = loadavg();
     let mut results = Vec::new();
@@ -136,7 +156,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             torch: Vec::new(),
             load: Vec::new(),
         };
-        for _ in 0..args.pairs {
+        for pair in 0..args.pairs {
             runs.load.push(load1());
             let ours = run_child_rust(r.name, args.reps, args.phases)?;
             let torch = match &python {
@@ -146,6 +166,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     r.name,
                     args.reps,
                     args.phases,
+                    pair == 0,
                 )?),
                 None => None,
             };
@@ -181,6 +202,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     "ours_median_ms": runs.ours_ms(),
                     "torch_median_ms": runs.torch_ms(),
                     "ratio_torch_over_ours": runs.ratio(),
+                    "flops_per_step": runs.flops(),
                     "load1_per_pair": runs.load,
                     "ours": runs.ours.iter().map(measured_json).collect::<Vec<_>>(),
                     "torch": runs.torch.iter().map(measured_json).collect::<Vec<_>>(),
@@ -224,6 +246,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 peak(&runs.ours)
             );
         }
+        print_roofline(&results);
         for (r, runs) in &results {
             print_phases(r.name, runs);
         }
@@ -232,6 +255,46 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How far each row is from the machine's GEMM peak: its FLOPs (PyTorch's count), the rate
+/// each side reaches, that rate as a share of the same side's `gemm_2048` rate, and the
+/// ceiling of torch/ours for a row that does torch's FLOPs at our GEMM peak (if below 1.5,
+/// no kernel work reaches 1.5× without doing fewer FLOPs).
+fn print_roofline(results: &[(&rows::Row, RowRuns)]) {
+    let rate = |ms: f64, flops: f64| flops / (ms * 1e-3) / 1e9;
+    let Some((_, gemm)) = results.iter().find(|(r, _)| r.name == rows::GEMM_PEAK_ROW) else {
+        return;
+    };
+    let Some(gemm_flops) = gemm.flops() else {
+        return;
+    };
+    let ours_peak = rate(gemm.ours_ms(), gemm_flops);
+    let torch_peak = gemm.torch_ms().map(|t| rate(t, gemm_flops));
+    println!(
+        "\nGEMM peak ({}): ours {ours_peak:.1} GFLOP/s, torch {} GFLOP/s",
+        rows::GEMM_PEAK_ROW,
+        torch_peak.map_or("–".into(), |p| format!("{p:.1}"))
+    );
+    println!(
+        "| row | GFLOP per step | ours GFLOP/s | % of our peak | torch GFLOP/s | % of torch's peak | torch/ours ceiling at our peak |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (r, runs) in results {
+        let (Some(flops), Some(torch_ms)) = (runs.flops(), runs.torch_ms()) else {
+            continue;
+        };
+        let ours = rate(runs.ours_ms(), flops);
+        let torch = rate(torch_ms, flops);
+        println!(
+            "| {} | {:.2} | {ours:.1} | {:.0} % | {torch:.1} | {} | {:.2}× |",
+            r.name,
+            flops / 1e9,
+            100.0 * ours / ours_peak,
+            torch_peak.map_or("–".into(), |p| format!("{:.0} %", 100.0 * torch / p)),
+            ours_peak / torch,
+        );
+    }
 }
 
 fn measured_json(m: &Measured) -> Value {
@@ -344,12 +407,16 @@ fn run_child_python(
     name: &str,
     reps: usize,
     phases: bool,
+    flops: bool,
 ) -> Result<Measured> {
     let mut cmd = Command::new(python);
     cmd.arg(script)
         .args(["--row", name, "--reps", &reps.to_string()]);
     if phases {
         cmd.arg("--phases");
+    }
+    if flops {
+        cmd.arg("--flops");
     }
     parse_child(cmd, name)
 }
@@ -395,6 +462,7 @@ fn parse_child(mut cmd: Command, name: &str) -> Result<Measured> {
                     .collect()
             })
             .unwrap_or_default(),
+        flops: v["flops_per_step"].as_f64(),
     })
 }
 

@@ -18,6 +18,9 @@ use super::train_step;
 /// harness slower without changing which kernels run.
 pub const HYTRA_BATCH: usize = 8;
 
+/// The row whose rate stands for the machine's GEMM peak in the roofline table.
+pub const GEMM_PEAK_ROW: &str = "gemm_2048";
+
 /// One row: a name, what it measures, and a builder of the step closure.
 pub struct Row {
     /// Stable name, shared with the PyTorch script.
@@ -31,6 +34,11 @@ pub struct Row {
 /// Every row, in report order.
 pub fn all() -> Vec<Row> {
     vec![
+        Row {
+            name: GEMM_PEAK_ROW,
+            what: "one 2048×2048×2048 float32 matmul, no autodiff: the machine's GEMM peak",
+            build: gemm_2048,
+        },
         Row {
             name: "resconv_s1_16",
             what: "ResConv 1024→1024 (planes 256), stride 1, 14×14, b8",
@@ -92,6 +100,18 @@ pub fn all() -> Vec<Row> {
             build: train_step::build_cpu,
         },
     ]
+}
+
+/// The rate every other row is measured against: a GEMM large enough that packing and
+/// threading overheads are amortised (17.2 GFLOP).
+fn gemm_2048(d: &Device) -> Box<dyn FnMut()> {
+    let a: Tensor<2> = Tensor::random([2048, 2048], Distribution::Normal(0.0, 1.0), d);
+    let b: Tensor<2> = Tensor::random([2048, 2048], Distribution::Normal(0.0, 1.0), d);
+    Box::new(move || {
+        let c = a.clone().matmul(b.clone());
+        // Flex is eager, but reading one value makes sure the product was computed.
+        std::hint::black_box(c.slice([0..1, 0..1]).into_scalar::<f32>());
+    })
 }
 
 fn input(shape: [usize; 4], device: &Device) -> Tensor<4> {
