@@ -11,12 +11,23 @@ fn features(args: &[&str]) -> BTreeSet<String> {
         .join("../..")
         .canonicalize()
         .unwrap();
-    let out = Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args(["tree", "--offline", "--prefix", "none", "-f", "{p} {f}"])
-        .args(args)
-        .output()
-        .expect("cargo runs");
+    let tree = |offline: bool| {
+        Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .arg("tree")
+            .args(offline.then_some("--offline"))
+            .args(["--prefix", "none", "-f", "{p} {f}"])
+            .args(args)
+            .output()
+            .expect("cargo runs")
+    };
+    // Offline first (no network when the crates are cached). On a fresh machine the GPU
+    // features' crates (wgpu, burn-remote, …) are not in Cargo's cache until something builds
+    // them, so then the registry is asked, as the GPU build itself would.
+    let mut out = tree(true);
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--offline") {
+        out = tree(false);
+    }
     assert!(
         out.status.success(),
         "cargo tree {args:?} failed: {}",
