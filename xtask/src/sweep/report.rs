@@ -311,7 +311,15 @@ where
             .y_desc("Kendall τ-b");
     }
     mesh.draw().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let palette = [&BLUE, &RED, &GREEN, &MAGENTA, &CYAN, &BLACK];
+    // Ten distinguishable colours (Tableau 10): a sweep file of up to ten families gets one
+    // colour each.
+    const ORANGE: RGBColor = RGBColor(255, 127, 14);
+    const BROWN: RGBColor = RGBColor(140, 86, 75);
+    const GREY: RGBColor = RGBColor(127, 127, 127);
+    const OLIVE: RGBColor = RGBColor(188, 189, 34);
+    let palette = [
+        &BLUE, &RED, &GREEN, &MAGENTA, &CYAN, &BLACK, &ORANGE, &BROWN, &GREY, &OLIVE,
+    ];
     let mut families: Vec<&str> = Vec::new();
     for r in rows {
         if !families.contains(&r.family.as_str()) {
