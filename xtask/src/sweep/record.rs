@@ -165,12 +165,13 @@ fn oriented_tau(loss: &[f64], accuracy: &[f64]) -> f64 {
     kendall_tau_b(&neg, accuracy)
 }
 
-/// τ-b between a block's potentials and a reference table's, over the candidates both hold.
-fn agreement(ranking: &BlockRanking, reference: &PotentialTable) -> f64 {
+/// τ-b between a block's potentials and another rating of the same candidates (`other`: a
+/// path's potential there), over the candidates both hold.
+fn agreement(ranking: &BlockRanking, other: impl Fn(&[usize]) -> Option<f64>) -> f64 {
     let (x, y): (Vec<f64>, Vec<f64>) = ranking
         .entries
         .iter()
-        .filter_map(|e| reference.potential(&e.path).map(|p| (e.score, p)))
+        .filter_map(|e| other(&e.path).map(|p| (e.score, p)))
         .unzip();
     kendall_tau_b(&x, &y)
 }
@@ -305,7 +306,7 @@ pub fn analyse(
                 tau_b_vs_official: official
                     .filter(|_| split == NatsSplit::Cifar10)
                     .and_then(|t| t.get(r.block))
-                    .map(|t| agreement(r, t)),
+                    .map(|t| agreement(r, |p| t.potential(p))),
                 potentials: r
                     .entries
                     .iter()
@@ -327,14 +328,7 @@ pub fn analyse(
         let agreement_tau_b = rankings
             .iter()
             .zip(&other)
-            .map(|(a, b)| {
-                let (x, y): (Vec<f64>, Vec<f64>) = a
-                    .entries
-                    .iter()
-                    .filter_map(|e| b.score_of(&e.path).map(|s| (e.score, s)))
-                    .unzip();
-                kendall_tau_b(&x, &y)
-            })
+            .map(|(a, b)| agreement(a, |p| b.score_of(p)))
             .collect();
         rerating.push(Rerating {
             view_epoch: epoch,
@@ -409,12 +403,15 @@ mod tests {
                 .collect();
             PotentialTable::new("test", 0..2, entries).unwrap()
         };
-        let same = agreement(&ours, &table([-3.0, -2.0, -1.0, 0.0]));
+        let same = table([-3.0, -2.0, -1.0, 0.0]);
+        let same = agreement(&ours, |p| same.potential(p));
         assert!((same - 1.0).abs() < 1e-12, "{same}");
-        let reversed = agreement(&ours, &table([0.0, -1.0, -2.0, -3.0]));
+        let reversed = table([0.0, -1.0, -2.0, -3.0]);
+        let reversed = agreement(&ours, |p| reversed.potential(p));
         assert!((reversed + 1.0).abs() < 1e-12, "{reversed}");
         // One discordant pair of six: τ = (5 − 1) / 6.
-        let one_swap = agreement(&ours, &table([-3.0, -2.0, 0.0, -1.0]));
+        let one_swap = table([-3.0, -2.0, 0.0, -1.0]);
+        let one_swap = agreement(&ours, |p| one_swap.potential(p));
         assert!((one_swap - 4.0 / 6.0).abs() < 1e-12, "{one_swap}");
     }
 }
