@@ -8,7 +8,9 @@
 //! (`docs/performance.md`). Here every GEMM is well shaped and the only extra memory is one
 //! im2col tile per thread:
 //!
-//! - forward: `Y[b] [Cout, P] = W [Cout, Cin·k²] · cols(X[b]) [Cin·k², P]`, items in parallel;
+//! - forward: `Y[b] [Cout, P] = W [Cout, Cin·k²] · cols(X[b]) [Cin·k², P]`, items in parallel
+//!   (at stride 1 with few input channels, [`direct`]: the same arithmetic without the im2col
+//!   copies, bit for bit);
 //! - weight gradient: `dW [Cout, Cin·k²] = Σ_b G[b] [Cout, P] · cols(X[b])ᵀ`, accumulated in
 //!   place by `gemm`; threads own disjoint input-channel ranges (disjoint columns of `dW`), so no
 //!   per-thread copies of `dW` are needed;
@@ -24,6 +26,8 @@ use rayon::prelude::*;
 
 use crate::cpu::uninit::vec_written_by;
 use crate::dispatch::{FOLD_BATCH_BELOW, FOLD_COLS_MAX};
+
+mod direct;
 
 /// Shapes and hyper-parameters of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -513,6 +517,8 @@ pub mod folded {
 pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     if folds_batch(g) {
         folded::forward(x, weight, g)
+    } else if direct::applies(g) {
+        direct::forward(x, weight, g)
     } else {
         forward_per_item(x, weight, g)
     }
@@ -1123,6 +1129,84 @@ mod tests {
                 &format!("input grad {what}"),
             );
         }
+    }
+
+    #[test]
+    fn direct_forward_writes_the_gemm_paths_bits() {
+        // (batch, c_in, h, w, c_out, k, padding top/left, padding bottom/right): the main
+        // job's 3×3 layers (2–16 channels, 32×32 and 16×16), widths that are not a multiple
+        // of the 16 lanes, channel counts that leave every remainder block, the deepest
+        // accepted layer, asymmetric and one-sided padding, even and wide kernels.
+        let cases = [
+            (2, 16, 32, 32, 16, 3, [1, 1], [1, 1]),
+            (2, 2, 32, 32, 2, 3, [1, 1], [1, 1]),
+            (3, 6, 16, 16, 14, 3, [1, 1], [1, 1]),
+            (2, 10, 16, 16, 7, 3, [1, 1], [1, 1]),
+            (1, 3, 9, 21, 15, 3, [1, 1], [1, 1]),
+            (2, 4, 7, 6, 5, 5, [2, 2], [2, 2]),
+            (1, 2, 6, 5, 3, 2, [1, 0], [0, 1]),
+            (1, 3, 8, 8, 9, 3, [0, 0], [0, 0]),
+            (1, 5, 4, 37, 11, 3, [0, 1], [2, 1]),
+            (1, 1, 1, 1, 3, 3, [1, 1], [1, 1]),
+        ];
+        for (batch, c_in, h, w, c_out, k, [pt, pl], [pb, pr]) in cases {
+            let g = Geometry {
+                batch,
+                c_in,
+                h,
+                w,
+                c_out,
+                kh: k,
+                kw: k,
+                stride: [1, 1],
+                pad_top_left: [pt, pl],
+                h_out: h + pt + pb + 1 - k,
+                w_out: w + pl + pr + 1 - k,
+            };
+            assert!(direct::applies(&g), "{g:?}");
+            // Values of mixed signs and magnitudes, so that the rounding of every partial
+            // sum shows if the order of the chain differs.
+            let x: Vec<f32> = (0..batch * g.item_in())
+                .map(|i| ((i * 7919) % 1009) as f32 / 97.0 - 5.0)
+                .collect();
+            let wt: Vec<f32> = (0..c_out * c_in * k * k)
+                .map(|i| ((i * 104_729) % 613) as f32 / 211.0 - 1.4)
+                .collect();
+            let a = direct::forward(&x, &wt, &g);
+            let b = forward_per_item(&x, &wt, &g);
+            assert_eq!(a.len(), b.len());
+            let differ = a
+                .iter()
+                .zip(&b)
+                .filter(|(u, v)| u.to_bits() != v.to_bits())
+                .count();
+            assert_eq!(differ, 0, "{g:?}: {differ} of {} outputs differ", a.len());
+        }
+        // The deepest layer it takes, and the first it leaves to the GEMM path.
+        let deepest = Geometry {
+            batch: 1,
+            c_in: direct::MAX_DEPTH / 9,
+            h: 5,
+            w: 5,
+            c_out: 4,
+            kh: 3,
+            kw: 3,
+            stride: [1, 1],
+            pad_top_left: [1, 1],
+            h_out: 5,
+            w_out: 5,
+        };
+        assert!(direct::applies(&deepest));
+        assert!(!direct::applies(&Geometry {
+            c_in: deepest.c_in + 1,
+            ..deepest
+        }));
+        assert!(!direct::applies(&Geometry {
+            stride: [2, 2],
+            h_out: 3,
+            w_out: 3,
+            ..deepest
+        }));
     }
 
     #[test]
