@@ -9,8 +9,8 @@
 //! im2col tile per thread:
 //!
 //! - forward: `Y[b] [Cout, P] = W [Cout, Cin·k²] · cols(X[b]) [Cin·k², P]`, items in parallel
-//!   (at stride 1 with few input channels, [`direct`]: the same arithmetic without the im2col
-//!   copies, bit for bit);
+//!   (with few input channels, [`direct`]: the same arithmetic without the im2col copies, bit
+//!   for bit);
 //! - weight gradient: `dW [Cout, Cin·k²] = Σ_b G[b] [Cout, P] · cols(X[b])ᵀ`, accumulated in
 //!   place by `gemm`; threads own disjoint input-channel ranges (disjoint columns of `dW`), so no
 //!   per-thread copies of `dW` are needed;
@@ -515,10 +515,19 @@ pub mod folded {
 /// `y = conv2d(x, weight)`: `x` `[B, Cin, H, W]`, `weight` `[Cout, Cin, kh, kw]` →
 /// `[B, Cout, Ho, Wo]`.
 pub fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
+    if !folds_batch(g) && direct::applies(g) {
+        direct::forward(x, weight, g)
+    } else {
+        forward_im2col(x, weight, g)
+    }
+}
+
+/// [`forward`] through im2col and GEMM only (never [`direct`]): what `forward` runs outside
+/// the direct kernel's domain, public for the benchmark that compares the two
+/// (`cargo bench -p bossnas-benches --bench conv_kernels`). Same bits as `forward`.
+pub fn forward_im2col(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     if folds_batch(g) {
         folded::forward(x, weight, g)
-    } else if direct::applies(g) {
-        direct::forward(x, weight, g)
     } else {
         forward_per_item(x, weight, g)
     }
@@ -1133,23 +1142,31 @@ mod tests {
 
     #[test]
     fn direct_forward_writes_the_gemm_paths_bits() {
-        // (batch, c_in, h, w, c_out, k, padding top/left, padding bottom/right): the main
-        // job's 3×3 layers (2–16 channels, 32×32 and 16×16), widths that are not a multiple
-        // of the 16 lanes, channel counts that leave every remainder block, the deepest
-        // accepted layer, asymmetric and one-sided padding, even and wide kernels.
+        // (batch, c_in, h, w, c_out, k, stride, padding top/left, padding bottom/right): the
+        // main job's 3×3 layers (2–16 channels, 32×32 and 16×16, stride 1 and the reduction
+        // blocks' stride 2), widths that are not a multiple of the 16 lanes, channel counts
+        // that leave every remainder block, asymmetric and one-sided padding, odd sizes at
+        // stride 2 and 3, even and wide kernels.
         let cases = [
-            (2, 16, 32, 32, 16, 3, [1, 1], [1, 1]),
-            (2, 2, 32, 32, 2, 3, [1, 1], [1, 1]),
-            (3, 6, 16, 16, 14, 3, [1, 1], [1, 1]),
-            (2, 10, 16, 16, 7, 3, [1, 1], [1, 1]),
-            (1, 3, 9, 21, 15, 3, [1, 1], [1, 1]),
-            (2, 4, 7, 6, 5, 5, [2, 2], [2, 2]),
-            (1, 2, 6, 5, 3, 2, [1, 0], [0, 1]),
-            (1, 3, 8, 8, 9, 3, [0, 0], [0, 0]),
-            (1, 5, 4, 37, 11, 3, [0, 1], [2, 1]),
-            (1, 1, 1, 1, 3, 3, [1, 1], [1, 1]),
+            (2, 16, 32, 32, 16, 3, 1, [1, 1], [1, 1]),
+            (2, 2, 32, 32, 2, 3, 1, [1, 1], [1, 1]),
+            (3, 6, 16, 16, 14, 3, 1, [1, 1], [1, 1]),
+            (2, 10, 16, 16, 7, 3, 1, [1, 1], [1, 1]),
+            (1, 3, 9, 21, 15, 3, 1, [1, 1], [1, 1]),
+            (2, 4, 7, 6, 5, 5, 1, [2, 2], [2, 2]),
+            (1, 2, 6, 5, 3, 2, 1, [1, 0], [0, 1]),
+            (1, 3, 8, 8, 9, 3, 1, [0, 0], [0, 0]),
+            (1, 5, 4, 37, 11, 3, 1, [0, 1], [2, 1]),
+            (1, 1, 1, 1, 3, 3, 1, [1, 1], [1, 1]),
+            (2, 16, 32, 32, 16, 3, 2, [1, 1], [1, 1]),
+            (2, 6, 16, 16, 12, 3, 2, [1, 1], [1, 1]),
+            (1, 3, 9, 11, 5, 3, 2, [1, 1], [1, 1]),
+            (1, 4, 10, 9, 3, 3, 2, [0, 1], [1, 0]),
+            (1, 2, 12, 13, 6, 5, 2, [2, 2], [2, 2]),
+            (1, 3, 11, 40, 4, 3, 3, [1, 1], [1, 1]),
+            (1, 2, 7, 7, 2, 2, 2, [0, 0], [0, 0]),
         ];
-        for (batch, c_in, h, w, c_out, k, [pt, pl], [pb, pr]) in cases {
+        for (batch, c_in, h, w, c_out, k, s, [pt, pl], [pb, pr]) in cases {
             let g = Geometry {
                 batch,
                 c_in,
@@ -1158,10 +1175,10 @@ mod tests {
                 c_out,
                 kh: k,
                 kw: k,
-                stride: [1, 1],
+                stride: [s, s],
                 pad_top_left: [pt, pl],
-                h_out: h + pt + pb + 1 - k,
-                w_out: w + pl + pr + 1 - k,
+                h_out: (h + pt + pb - k) / s + 1,
+                w_out: (w + pl + pr - k) / s + 1,
             };
             assert!(direct::applies(&g), "{g:?}");
             // Values of mixed signs and magnitudes, so that the rounding of every partial
@@ -1202,9 +1219,9 @@ mod tests {
             ..deepest
         }));
         assert!(!direct::applies(&Geometry {
-            stride: [2, 2],
-            h_out: 3,
-            w_out: 3,
+            kh: 1,
+            kw: 1,
+            pad_top_left: [0, 0],
             ..deepest
         }));
     }
