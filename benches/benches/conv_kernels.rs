@@ -28,6 +28,8 @@ fn conv_forward(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv3x3_forward_b64");
     group.sample_size(20);
     for (c_in, hw, c_out, stride) in [
+        (32, 32, 32, 1),
+        (32, 16, 32, 1),
         (16, 32, 16, 1),
         (8, 32, 8, 1),
         (4, 32, 6, 1),

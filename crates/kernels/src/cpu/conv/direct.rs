@@ -25,9 +25,11 @@ use rayon::prelude::*;
 use super::Geometry;
 use crate::cpu::uninit::vec_written_by;
 
-/// Deepest `Cin·kh·kw` taken. The quarter-width NATS supernet's widest 3×3 layer has 144; at
-/// that depth `gemm` still runs one chain per output (the bit-identity test covers up to it).
-pub(super) const MAX_DEPTH: usize = 144;
+/// Deepest `Cin·kh·kw` taken: a 3×3 layer of 32 channels (the half-width NATS supernet's
+/// widest). `gemm` splits deeper products into cache blocks whose partial sums it adds (on
+/// this project's 2-core EPYC the bits first differ between 432 and 576); below the block
+/// size its chain is the one this kernel runs. The bit-identity test covers up to 288.
+pub(super) const MAX_DEPTH: usize = 288;
 
 /// Output columns per register accumulator (one AVX-512 vector).
 const LANES: usize = 16;
