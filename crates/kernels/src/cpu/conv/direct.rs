@@ -5,8 +5,8 @@
 //! 16×16 maps) a 3×3 convolution is a GEMM of depth `Cin·9 ≤ 144` and only `Cout ≤ 16` rows.
 //! Through im2col the input is copied nine times, and `gemm` packs that copy once more before
 //! it multiplies; the copies, not the multiplications, were most of the forward's time
-//! (`docs/performance.md`, ninth pass). Here each output row is accumulated in registers
-//! (`CB` output channels × 16 columns), reading the padded input once per tap. At stride `s`
+//! (`docs/performance.md`, ninth pass). Here tiles of up to 8 output channels × 3 vectors of
+//! 16 columns are accumulated in registers, reading the padded input once per tap. At stride `s`
 //! the padded copy is split into `s × s` phase planes (every `s`-th row and column from each
 //! offset), so that every tap still reads 16 consecutive values.
 //!
