@@ -35,7 +35,7 @@ pub(super) const MAX_DEPTH: usize = 288;
 const LANES: usize = 16;
 
 /// Whether this CPU runs the AVX-512 kernel (checked once by `std`, cached).
-fn has_avx512() -> bool {
+pub(super) fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -50,6 +50,11 @@ fn has_avx512() -> bool {
 /// at most [`MAX_DEPTH`], and an AVX-512 CPU (elsewhere the GEMM path runs: the chain must be
 /// fused like `gemm`'s, and the accumulators need the 32 vector registers).
 pub(super) fn applies(g: &Geometry) -> bool {
+    fits(g) && has_avx512()
+}
+
+/// The geometric half of [`applies`]: the convolutions the kernel is written for, on any CPU.
+pub(super) fn fits(g: &Geometry) -> bool {
     g.stride[0] >= 1
         && g.stride[1] >= 1
         && g.kh * g.kw > 1
@@ -58,7 +63,6 @@ pub(super) fn applies(g: &Geometry) -> bool {
         && g.c_in * g.kh * g.kw <= MAX_DEPTH
         && g.h_out > 0
         && g.w_out > 0
-        && has_avx512()
 }
 
 /// `y = conv2d(x, weight)` for a geometry where [`applies`] holds, items in parallel.
