@@ -72,6 +72,7 @@ pub(super) fn fits(g: &Geometry) -> bool {
 pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     assert!(applies(g), "direct::forward outside its domain: {g:?}");
     let wt = taps_by_channel(weight, g);
+    let layout = Layout::of(g);
     let (item_in, item_out) = (g.c_in * g.h * g.w, g.c_out * g.h_out * g.w_out);
     let fill = |out: &mut [MaybeUninit<f32>]| {
         out.par_chunks_mut(item_out)
@@ -80,7 +81,7 @@ pub(super) fn forward(x: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
                 pad_item(&x[b * item_in..(b + 1) * item_in], g, xpad);
                 // SAFETY: `applies` checked AVX-512 on this CPU; `xpad` is the padded item
                 // with its slack, `ob` the item's `[Cout, Ho, Wo]` output.
-                unsafe { avx512::item(xpad, &wt, g, ob) }
+                unsafe { avx512::item(xpad, &wt, &layout, g, ob) }
             })
     };
     // SAFETY: `avx512::item` writes every element of its item's `[Cout, Ho, Wo]` chunk.
@@ -106,6 +107,39 @@ fn taps_by_channel(weight: &[f32], g: &Geometry) -> Vec<f32> {
 fn phase_plane(g: &Geometry) -> (usize, usize) {
     let [sh, sw] = g.stride;
     (g.h_out + (g.kh - 1) / sh, g.w_out + (g.kw - 1) / sw)
+}
+
+/// Where the chain reads and writes, the same for every item of a call (built once).
+struct Layout {
+    /// Tap k = (ci, i, j) of the chain, relative to a vector's phase-plane position: plane
+    /// (ci, i mod sh, j mod sw), row + i div sh, column + j div sw.
+    taps: Vec<usize>,
+    /// The output vectors: (phase-plane position, output position, columns).
+    vectors: Vec<(usize, usize, usize)>,
+}
+
+impl Layout {
+    fn of(g: &Geometry) -> Self {
+        let (hph, wph) = phase_plane(g);
+        let [sh, sw] = g.stride;
+        let mut taps = Vec::with_capacity(g.c_in * g.kh * g.kw);
+        for ci in 0..g.c_in {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let plane = (ci * sh + i % sh) * sw + j % sw;
+                    taps.push(plane * hph * wph + (i / sh) * wph + j / sw);
+                }
+            }
+        }
+        let mut vectors = Vec::with_capacity(g.h_out * g.w_out.div_ceil(LANES));
+        for oh in 0..g.h_out {
+            for ow0 in (0..g.w_out).step_by(LANES) {
+                let n = LANES.min(g.w_out - ow0);
+                vectors.push((oh * wph + ow0, oh * g.w_out + ow0, n));
+            }
+        }
+        Layout { taps, vectors }
+    }
 }
 
 /// Copies one item `[Cin, H, W]` into `xpad`, `[Cin, sh, sw, Hph, Wph]` (phase planes, see
@@ -151,7 +185,13 @@ fn pad_item(x: &[f32], g: &Geometry, xpad: &mut Vec<f32>) {
 mod avx512 {
     use super::*;
 
-    pub(super) unsafe fn item(_: &[f32], _: &[f32], _: &Geometry, _: &mut [MaybeUninit<f32>]) {
+    pub(super) unsafe fn item(
+        _: &[f32],
+        _: &[f32],
+        _: &Layout,
+        _: &Geometry,
+        _: &mut [MaybeUninit<f32>],
+    ) {
         unreachable!("`applies` is false off x86-64")
     }
 }
@@ -168,11 +208,12 @@ mod avx512 {
     ///
     /// # Safety
     /// AVX-512F must be available; `xpad` is [`pad_item`]'s buffer for this geometry and
-    /// `out` one item's `[Cout, Ho, Wo]`.
+    /// `out` one item's `[Cout, Ho, Wo]`; `layout` is [`Layout::of`] this geometry.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn item(
         xpad: &[f32],
         wt: &[f32],
+        layout: &Layout,
         g: &Geometry,
         out: &mut [MaybeUninit<f32>],
     ) {
@@ -181,33 +222,14 @@ mod avx512 {
         assert!(xpad.len() >= g.c_in * sh * sw * hph * wph + LANES);
         assert!(wt.len() == g.c_in * g.kh * g.kw * g.c_out);
         assert!(out.len() == g.c_out * g.h_out * g.w_out);
-        // Where tap k = (ci, i, j) of the chain reads, relative to a vector's phase-plane
-        // position: plane (ci, i mod sh, j mod sw), row + i div sh, column + j div sw.
-        let mut taps = Vec::with_capacity(g.c_in * g.kh * g.kw);
-        for ci in 0..g.c_in {
-            for i in 0..g.kh {
-                for j in 0..g.kw {
-                    let plane = (ci * sh + i % sh) * sw + j % sw;
-                    taps.push(plane * hph * wph + (i / sh) * wph + j / sw);
-                }
-            }
-        }
-        // The output vectors: (phase-plane position, output position, columns).
-        let mut vectors = Vec::with_capacity(g.h_out * g.w_out.div_ceil(LANES));
-        for oh in 0..g.h_out {
-            for ow0 in (0..g.w_out).step_by(LANES) {
-                let n = LANES.min(g.w_out - ow0);
-                vectors.push((oh * wph + ow0, oh * g.w_out + ow0, n));
-            }
-        }
         // SAFETY (reads): every vector reads `taps[k] + position .. + 16`, at most 15 past
         // the last phase plane's last row: inside `xpad`'s slack (asserted above).
         let blocks = Blocks {
             x: xpad.as_ptr(),
             wt: wt.as_ptr(),
             c_out: g.c_out,
-            taps: &taps,
-            vectors: &vectors,
+            taps: &layout.taps,
+            vectors: &layout.vectors,
             out: out.as_mut_ptr().cast::<f32>(),
             plane: g.h_out * g.w_out,
         };
